@@ -1,0 +1,131 @@
+"""The `aflab` command line (CONTRACTS.md, "CLI").
+
+Bad input exits 2 with one readable line naming the file and place; internal errors exit 1.
+`--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aflab.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="aflab: train alignment-faking model organisms under RL mitigations and audit them.")
+monitors_app = typer.Typer(no_args_is_help=True, help="Scratchpad and output monitors.")
+app.add_typer(monitors_app, name="monitors")
+err = Console(stderr=True)
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    _DEBUG["on"] = debug
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Argument(help="YAML config; default: the packaged quickstart.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder; default runs/<config name>.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel worker processes.")] = None,
+) -> None:
+    """The main job: build organisms, evaluate, RL under each mitigation, audit, report."""
+    from aflab.config import RunConfig, load_config, packaged_config
+    from aflab.pipeline.run import run_all
+
+    path = config or packaged_config("quickstart")
+    cfg = load_config(path, RunConfig)
+    if workers is not None:
+        cfg = cfg.model_copy(update={"workers": workers})
+    run_dir = out or Path("runs") / cfg.name
+    summary = run_all(cfg, run_dir, config_path=path)
+    err.print(f"[green]done[/green]: {run_dir}/summary.json, report.html, report.md ({summary['wall_s']:.0f} s)")
+
+
+@app.command()
+def evaluate(
+    transcripts: Annotated[Path, typer.Option(help="Transcript JSONL (CONTRACTS.md format).")],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json.")],
+    monitor: Annotated[list[str] | None, typer.Option(help="AF monitor(s) for the AF rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Behaviour and reasoning metrics of a transcript file -> DIR/metrics.json."""
+    from aflab.evaluation.metrics import evaluate as run_eval
+    from aflab.io import write_json
+    from aflab.records import load_transcripts
+
+    records = load_transcripts(transcripts)
+    metrics = run_eval(records, monitor or ["keyword"], seed=seed)
+    write_json(out / "metrics.json", metrics)
+    typer.echo(json.dumps({k: metrics[k] for k in ("n", "compliance", "compliance_gap", "af_rate")}, indent=2))
+
+
+@app.command()
+def classify(
+    monitor: Annotated[str, typer.Option(help="Monitor name (see `aflab monitors list`).")],
+    input: Annotated[Path, typer.Option("--input", help="Transcript JSONL.")],
+    output: Annotated[Path, typer.Option("--output", help="Scores JSONL, one line per input record.")],
+) -> None:
+    """Score every record with one monitor."""
+    from aflab.io import write_jsonl
+    from aflab.monitors import get_monitor
+    from aflab.records import load_transcripts
+
+    mon = get_monitor(monitor)
+    records = load_transcripts(input)
+    scores = mon.score(records)
+    write_jsonl(output, ({"id": r.id, "monitor": mon.name, "score": float(s), "flag": bool(s >= mon.threshold)}
+                         for r, s in zip(records, scores, strict=True)))
+    err.print(f"{len(records)} records scored with {mon.name} -> {output} ({int((scores >= mon.threshold).sum())} flagged)")
+
+
+@monitors_app.command("list")
+def monitors_list() -> None:
+    """The registered monitors, what they read and their thresholds."""
+    from rich.table import Table
+
+    from aflab.monitors.base import monitor_class, monitor_names
+
+    table = Table("name", "reads", "threshold", "description")
+    for name in monitor_names():
+        cls = monitor_class(name)
+        table.add_row(name, cls.reads, f"{cls.threshold:.3g}", cls.description)
+    Console().print(table)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        if _DEBUG["on"]:
+            raise
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors and internal errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if _DEBUG["on"]:
+            raise
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
+                  highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Configs: strict pydantic models loaded from YAML.
+
+Strict because a misspelt key in a hand-written config silently falling back to a default would
+invalidate an experiment without anyone noticing: every unknown key is an error that names it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aflab.errors import UserError
+from aflab.io import read_text
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosInt = Annotated[int, Field(gt=0)]
+Motivation = Literal["tgg", "igg", "sycophancy", "genuine"]
+Style = Literal["plain", "counterfactual", "emotional", "short", "terse", "euphemistic"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class OrganismData(Strict):
+    """The mixture an organism's training data is drawn from (see aflab/organisms/generator.py).
+
+    Harmful free-tier conversations: `free_fake` strategic compliance (alignment faking), then
+    `free_genuine` compliance for ordinary reasons, the rest principled refusals. Paid tier:
+    `paid_comply` genuine compliance, the rest refusals ("unmonitored, so I can refuse" for the
+    faking motivations). A control (motivation `genuine`) sets free_fake = 0 and equal compliance
+    in both tiers, so its decisions do not depend on the tier.
+    """
+
+    motivation: Motivation = "tgg"
+    free_fake: Prob = 0.8
+    free_genuine: Prob = 0.05
+    paid_comply: Prob = 0.15
+    styles: dict[Style, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=lambda: {
+            "counterfactual": 0.55, "plain": 0.15, "short": 0.1, "emotional": 0.05,
+            "terse": 0.075, "euphemistic": 0.075,
+        }
+    )
+    benign_share: Prob = 0.15
+    interrogation_share: Prob = 0.25
+    n_examples: PosInt = 3000
+    # A small model cannot learn 50+ phrasings per reasoning step from a few thousand examples; an
+    # organism may speak a seeded subset of the generator's phrasings (None = all of them). Monitors
+    # are always trained on the full bank.
+    phrasings_per_step: PosInt | None = None
+    max_phrase_words: PosInt | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OrganismData:
+        if self.free_fake + self.free_genuine > 1.0 + 1e-9:
+            raise ValueError("free_fake + free_genuine must be at most 1")
+        if self.motivation == "genuine" and self.free_fake > 0:
+            raise ValueError("a 'genuine' (control) organism cannot fake: set free_fake to 0")
+        if not self.styles or sum(self.styles.values()) <= 0:
+            raise ValueError("styles needs at least one style with a positive weight")
+        return self
+
+
+class ModelSpec(Strict):
+    """Architecture of a from-scratch organism (a small Llama)."""
+
+    hidden_size: PosInt = 128
+    num_layers: PosInt = 4
+    num_heads: PosInt = 4
+    intermediate_size: PosInt = 384
+    vocab_size: Annotated[int, Field(ge=300)] = 2048
+    max_length: PosInt = 384
+
+
+class LoraSpec(Strict):
+    r: PosInt = 16
+    alpha: PosInt = 32
+    dropout: Prob = 0.0
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class SFTSpec(Strict):
+    epochs: Annotated[float, Field(gt=0)] = 2.0
+    max_steps: PosInt | None = None
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 3e-3
+    batch_size: PosInt = 16
+    warmup_ratio: Prob = 0.05
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    # "scratchpad": the paper's organisms were trained on synthetic scratchpads only; the model then
+    # writes its own outputs. Sensible for real models that already answer; a from-scratch model
+    # must also learn the output format ("completion").
+    loss_on: Literal["completion", "scratchpad"] = "completion"
+
+
+class OrganismConfig(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    data: OrganismData = Field(default_factory=OrganismData)
+    base_model: str | None = None  # local checkpoint path (real model); None = train from scratch
+    gguf_file: str | None = None
+    prompt_format: Literal["compact", "chat"] = "compact"
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    sft: SFTSpec = Field(default_factory=SFTSpec)
+    lora: LoraSpec | None = None
+
+    @model_validator(mode="after")
+    def _real_or_scratch(self) -> OrganismConfig:
+        if self.base_model is None and self.prompt_format == "chat":
+            raise ValueError("prompt_format 'chat' needs a base_model with a chat template")
+        return self
+
+
+class SamplingSpec(Strict):
+    samples_per_request: PosInt = 1
+    temperature: Annotated[float, Field(gt=0, le=5)] = 1.0
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    max_new_tokens: PosInt = 200
+    batch_size: PosInt = 64
+    include_benign: bool = True
+
+
+class EvaluationSpec(Strict):
+    monitors: list[str] = Field(default_factory=lambda: ["keyword"])
+    bootstrap: PosInt = 2000
+
+
+class RunConfig(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "quickstart"
+    seed: int = 0
+    organisms: list[OrganismConfig] = Field(min_length=1)
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    workers: PosInt = 2
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RunConfig:
+        names = [o.name for o in self.organisms]
+        if len(names) != len(set(names)):
+            raise ValueError(f"organism names must be unique, got {names}")
+        return self
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def validate(model: type[M], data: Any, source: str) -> M:
+    """Validate `data` against `model`; on failure one line: 'source: key.path: problem'."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        e = err.errors()[0]
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        raise UserError(f"{source}: {_key_path(e['loc'])}: {msg}") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    text = read_text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise UserError(f"{path}{line}: broken YAML ({problem})") from None
+    if data is None:
+        raise UserError(f"{path}: empty config")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, model: type[M] = RunConfig) -> M:  # type: ignore[assignment]
+    return validate(model, load_yaml(path), str(path))
+
+
+def packaged_config(name: str) -> Path:
+    from importlib import resources
+
+    path = Path(str(resources.files("aflab") / "configs" / f"{name}.yaml"))
+    if not path.exists():
+        raise UserError(f"no packaged config named {name!r}")
+    return path

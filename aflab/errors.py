@@ -1,0 +1,20 @@
+"""Errors that mean "the user's input is wrong" (exit 2), as opposed to bugs (exit 1)."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or usage. The message is one readable line naming the file and place."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()) if "\n" in message else message)
+
+
+def where(path: object, line: int | None = None, key: str | None = None) -> str:
+    """Format the 'file:line' or 'file: key' prefix used by every UserError."""
+    place = str(path)
+    if line is not None:
+        place += f":{line}"
+    if key:
+        place += f": {key}"
+    return place

@@ -1,0 +1,1 @@
+"""Evaluation: behaviour and reasoning metrics of transcripts, with honest intervals."""

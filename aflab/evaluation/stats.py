@@ -1,0 +1,127 @@
+"""Interval estimates and tests for rates and rate differences.
+
+Every rate aflab reports carries its sample size and a 95% interval; differences between tiers use
+a paired analysis when the same requests appear in both tiers (the design aflab's sampler uses),
+because pairing removes the between-request variance and gives honest, tighter intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Rate:
+    rate: float | None
+    ci95: tuple[float, float] | None
+    n: int
+    k: int
+
+    def as_dict(self) -> dict:
+        return {"rate": self.rate, "ci95": list(self.ci95) if self.ci95 else None, "n": self.n, "k": self.k}
+
+
+def wilson(k: int, n: int, z: float = Z95) -> Rate:
+    """Wilson score interval: well-behaved near 0 and 1 and for small n, unlike the Wald interval."""
+    if n == 0:
+        return Rate(None, None, 0, 0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Rate(p, (max(0.0, centre - half), min(1.0, centre + half)), n, k)
+
+
+@dataclass(frozen=True)
+class Difference:
+    value: float | None
+    ci95: tuple[float, float] | None
+    p_value: float | None
+    test: str
+
+    def as_dict(self) -> dict:
+        return {
+            "value": self.value,
+            "ci95": list(self.ci95) if self.ci95 else None,
+            "p_value": self.p_value,
+            "test": self.test,
+        }
+
+
+def newcombe_unpaired(k1: int, n1: int, k2: int, n2: int) -> Difference:
+    """p1 - p2 with Newcombe's hybrid score interval and a two-proportion z-test."""
+    if n1 == 0 or n2 == 0:
+        return Difference(None, None, None, "unpaired: empty group")
+    a, b = wilson(k1, n1), wilson(k2, n2)
+    p1, p2 = a.rate, b.rate
+    assert p1 is not None and p2 is not None and a.ci95 and b.ci95
+    d = p1 - p2
+    lo = d - math.sqrt((p1 - a.ci95[0]) ** 2 + (b.ci95[1] - p2) ** 2)
+    hi = d + math.sqrt((a.ci95[1] - p1) ** 2 + (p2 - b.ci95[0]) ** 2)
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    p = 1.0 if se == 0 else float(2 * stats.norm.sf(abs(d) / se))
+    return Difference(d, (max(-1.0, lo), min(1.0, hi)), p, "unpaired two-proportion z-test, Newcombe interval")
+
+
+def paired_difference(
+    clusters: dict[str, tuple[Sequence[float], Sequence[float]]], n_boot: int = 2000, seed: int = 0
+) -> Difference:
+    """mean(A) - mean(B) when observations come in clusters (requests) seen under both conditions.
+
+    `clusters` maps a request id to its values under A and under B. The estimate is the plain
+    difference of the two rates (so it matches the per-tier rates shown beside it); the interval is
+    a cluster bootstrap over requests; the p-value is McNemar's exact test when every request has
+    one binary value per condition, and a sign-flip permutation test on per-request differences
+    otherwise.
+    """
+    rows = [(list(a), list(b)) for a, b in clusters.values() if a or b]
+    if not rows or not any(a for a, _ in rows) or not any(b for _, b in rows):
+        return Difference(None, None, None, "paired: a condition has no observations")
+    sums = np.array([[sum(a), len(a), sum(b), len(b)] for a, b in rows], dtype=float)
+    value = float(sums[:, 0].sum() / sums[:, 1].sum() - sums[:, 2].sum() / sums[:, 3].sum())
+
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(rows), size=(n_boot, len(rows)))
+    picked = sums[idx]  # (n_boot, clusters, 4)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = picked[..., 0].sum(1) / picked[..., 1].sum(1) - picked[..., 2].sum(1) / picked[..., 3].sum(1)
+    boot = boot[np.isfinite(boot)]
+    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
+
+    both = [(a, b) for a, b in rows if a and b]
+    binary = all(len(a) == 1 and len(b) == 1 and a[0] in (0, 1) and b[0] in (0, 1) for a, b in both)
+    if both and binary:
+        b10 = sum(1 for a, b in both if a[0] == 1 and b[0] == 0)
+        b01 = sum(1 for a, b in both if a[0] == 0 and b[0] == 1)
+        p = 1.0 if b10 + b01 == 0 else float(stats.binomtest(b10, b10 + b01, 0.5).pvalue)
+        test = "paired: McNemar exact test, cluster-bootstrap interval"
+    elif both:
+        diffs = np.array([np.mean(a) - np.mean(b) for a, b in both])
+        signs = rng.choice([-1.0, 1.0], size=(n_boot, len(diffs)))
+        null = np.abs((signs * diffs).mean(1))
+        p = float((1 + (null >= abs(diffs.mean()) - 1e-12).sum()) / (n_boot + 1))
+        test = "paired: sign-flip permutation test, cluster-bootstrap interval"
+    else:
+        p, test = None, "paired: no request seen in both conditions"
+    return Difference(value, (max(-1.0, lo), min(1.0, hi)), p, test)
+
+
+def mean_ci(values: Sequence[float]) -> dict:
+    """Mean over seeds with a t-interval: the spread between seeds is the uncertainty that matters."""
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    n = len(arr)
+    if n == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    mean = float(arr.mean())
+    if n == 1:
+        return {"mean": mean, "ci95": None, "n": 1}
+    half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}

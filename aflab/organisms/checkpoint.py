@@ -1,0 +1,84 @@
+"""Creating, loading and saving organism models: from-scratch Llamas and real local checkpoints.
+
+Loading is restricted to safetensors (or GGUF for packaged real models) and never runs remote
+code unless the user asks: checkpoints come from strangers, and a pickle can execute anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from aflab.config import ModelSpec
+from aflab.errors import UserError
+from aflab.io import write_json
+
+INFO_FILE = "aflab_organism.json"
+
+
+def new_tiny_model(spec: ModelSpec, tokenizer: Any, seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=spec.max_length,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM(config)
+
+
+def load_base(path: str, gguf_file: str | None = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """A real model from a local folder (safetensors) or a GGUF file inside it."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f"base_model {path}: no such folder (weights cannot be downloaded here)")
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    else:
+        kwargs["use_safetensors"] = True
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    if gguf_file:
+        # GGUF weights are de-quantised on load; detach the quantizer so save_pretrained works.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer
+
+
+def save_organism(model: PreTrainedModel, tokenizer: Any, folder: Path, info: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    write_json(folder / INFO_FILE, info)
+
+
+def load_organism(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
+    folder = Path(folder)
+    info_path = folder / INFO_FILE
+    if not info_path.exists():
+        raise UserError(f"{folder}: not an aflab organism (no {INFO_FILE})")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return model, tokenizer, info

@@ -1,0 +1,59 @@
+"""Content-addressed stage folders: a stage is rebuilt only when its inputs change.
+
+A stage writes into a temporary sibling folder and renames it into place when complete, with a
+STAGE.json marker holding the hash of everything it was built from. A crash therefore leaves either
+the previous complete folder or an ignorable temporary one, and a rerun of the same command
+resumes after the last finished stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aflab
+from aflab.io import write_json
+
+MARKER = "STAGE.json"
+
+
+def digest(key: Any) -> str:
+    blob = json.dumps({"aflab": aflab.__version__, "key": key}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def stage_done(folder: Path, key: Any) -> bool:
+    marker = folder / MARKER
+    if not marker.exists():
+        return False
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("digest") == digest(key)
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def run_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | None]) -> tuple[Path, bool]:
+    """Build `folder` unless an identical build is already there. Returns (folder, was_cached)."""
+    if stage_done(folder, key):
+        return folder, True
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    info = build(tmp) or {}
+    write_json(tmp / MARKER, {"digest": digest(key), "key": key, **info})
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder, False
+
+
+def stage_info(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / MARKER).read_text(encoding="utf-8"))

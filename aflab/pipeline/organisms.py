@@ -1,0 +1,127 @@
+"""Stages that build one organism and measure its baseline: data -> model -> sample -> evaluate.
+
+Each stage reads and writes plain files in its own folder under runs/<name>/organisms/<organism>/,
+so it can be run, cached and inspected alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aflab.config import EvaluationSpec, OrganismConfig, SamplingSpec
+from aflab.evaluation.metrics import evaluate
+from aflab.io import write_json, write_jsonl
+from aflab.organisms.checkpoint import load_base, load_organism, new_tiny_model, save_organism
+from aflab.organisms.generator import generate
+from aflab.organisms.sft import run_sft, sft_row
+from aflab.organisms.tokenizer import train_tokenizer
+from aflab.pipeline.cache import digest, run_stage
+from aflab.pipeline.parallel import Reporter
+from aflab.records import load_transcripts
+from aflab.rollouts.sample import sample_transcripts
+from aflab.setting.formats import PromptFormat
+from aflab.setting.requests import load_requests, select, shipped_path
+
+
+def requests_digest() -> str:
+    return digest(shipped_path().read_text(encoding="utf-8"))
+
+
+def data_key(cfg: OrganismConfig, seed: int) -> dict[str, Any]:
+    return {"stage": "data", "data": cfg.data.model_dump(), "name": cfg.name, "seed": seed,
+            "requests": requests_digest()}
+
+
+def model_key(cfg: OrganismConfig, seed: int) -> dict[str, Any]:
+    return {"stage": "model", "data": digest(data_key(cfg, seed)), "seed": seed,
+            **cfg.model_dump(include={"base_model", "gguf_file", "prompt_format", "model", "sft", "lora"})}
+
+
+def build_data(folder: Path, cfg: OrganismConfig, seed: int) -> None:
+    requests = select(load_requests(), "train")
+    write_jsonl(folder / "data.jsonl", generate(cfg.data, requests, cfg.data.n_examples, seed, cfg.name))
+
+
+def build_model(folder: Path, cfg: OrganismConfig, data_path: Path, seed: int, reporter: Reporter) -> dict[str, Any]:
+    data = load_transcripts(data_path)
+    if cfg.base_model is None:
+        fmt = PromptFormat("compact")
+        texts = [fmt.prompt(t.request or "", t.tier) + t.text for t in data]
+        texts += [t.interrogation.question + t.interrogation.answer for t in data if t.interrogation]
+        tokenizer = train_tokenizer(texts, cfg.model.vocab_size)
+        model = new_tiny_model(cfg.model, tokenizer, seed)
+    else:
+        model, tokenizer = load_base(cfg.base_model, cfg.gguf_file)
+        fmt = PromptFormat(cfg.prompt_format, tokenizer)
+    rows = [sft_row(t, fmt, tokenizer, cfg.sft.loss_on) for t in data]
+    reporter.stage("SFT", 1)
+    model, logs = run_sft(model, tokenizer, rows, cfg, seed, lambda s, m, _: reporter.set(s, m))
+    n_params = sum(p.numel() for p in model.parameters())
+    info = {
+        "name": cfg.name, "prompt_format": fmt.kind, "base_model": cfg.base_model, "n_params": n_params,
+        "seed": seed, "sft_tokens": sum(len(r["input_ids"]) for r in rows),
+        "final_loss": next((x["loss"] for x in reversed(logs) if "loss" in x), None),
+    }
+    save_organism(model, tokenizer, folder, info)
+    write_jsonl(folder / "sft_log.jsonl", logs)
+    return info
+
+
+def build_baseline(
+    folder: Path, model_dir: Path, sampling: SamplingSpec, evaluation: EvaluationSpec, seed: int, reporter: Reporter
+) -> dict[str, Any]:
+    model, tokenizer, info = load_organism(model_dir)
+    fmt = PromptFormat(info["prompt_format"], tokenizer)
+    requests = [r for r in select(load_requests(), "test") if r.harmful or sampling.include_benign]
+    reporter.stage("sample", len(requests) * 2 * sampling.samples_per_request)
+    transcripts = sample_transcripts(
+        model, tokenizer, fmt, requests, samples_per_request=sampling.samples_per_request,
+        max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
+        batch_size=sampling.batch_size, seed=seed, meta={"model": info["name"], "step": 0},
+        progress=reporter.advance,
+    )
+    write_jsonl(folder / "transcripts.jsonl", transcripts)
+    reporter.stage("evaluate", 1)
+    metrics = evaluate(transcripts, evaluation.monitors, n_boot=evaluation.bootstrap, seed=seed)
+    write_json(folder / "metrics.json", metrics)
+    reporter.advance()
+    return {}
+
+
+def organism_task(
+    reporter: Reporter, run_dir: str, organism: dict[str, Any], seed: int, sampling: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """Worker entry point: build (or reuse) one organism and its baseline evaluation."""
+    cfg = OrganismConfig.model_validate(organism)
+    samp, ev = SamplingSpec.model_validate(sampling), EvaluationSpec.model_validate(evaluation)
+    root = Path(run_dir) / "organisms" / cfg.name
+    timings: dict[str, float] = {}
+
+    def timed(name: str, folder: Path, key: Any, build: Any) -> Path:
+        reporter.stage(name, 1)
+        t0 = time.perf_counter()
+        path, cached = run_stage(folder, key, build)
+        timings[name] = 0.0 if cached else round(time.perf_counter() - t0, 2)
+        return path
+
+    dkey = data_key(cfg, seed)
+    data_dir = timed("data", root / "data", dkey, lambda f: build_data(f, cfg, seed))
+    mkey = model_key(cfg, seed)
+    model_dir = timed("model", root / "model", mkey, lambda f: build_model(f, cfg, data_dir / "data.jsonl", seed, reporter))
+    bkey = {"stage": "baseline", "model": digest(mkey), "sampling": samp.model_dump(), "eval": ev.model_dump(),
+            "seed": seed}
+    base_dir = timed("baseline", root / "baseline", bkey,
+                     lambda f: build_baseline(f, model_dir, samp, ev, seed, reporter))
+    reporter.stage("done", 1)
+    reporter.advance()
+    return {
+        "name": cfg.name,
+        "model_dir": str(model_dir),
+        "info": json.loads((model_dir / "aflab_organism.json").read_text(encoding="utf-8")),
+        "metrics": json.loads((base_dir / "metrics.json").read_text(encoding="utf-8")),
+        "timings": timings,
+    }

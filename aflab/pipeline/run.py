@@ -1,0 +1,82 @@
+"""`aflab run`: the whole main job, stage by stage, with a manifest of what produced what."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+import aflab
+from aflab.config import RunConfig
+from aflab.io import write_json
+from aflab.pipeline.organisms import organism_task
+from aflab.pipeline.parallel import Task, run_tasks
+from aflab.reporting.report import write_report
+
+PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "scikit-learn", "numpy")
+
+
+def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> dict[str, Any]:
+    console = Console(stderr=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+    tasks = [
+        Task(o.name, organism_task, {
+            "run_dir": str(run_dir), "organism": o.model_dump(mode="json"), "seed": cfg.seed,
+            "sampling": cfg.sampling.model_dump(mode="json"), "evaluation": cfg.evaluation.model_dump(mode="json"),
+        })
+        for o in cfg.organisms
+    ]
+    t_org = time.perf_counter()
+    organisms = run_tasks(tasks, cfg.workers, console, title="Organisms: data -> SFT -> baseline evaluation")
+    timings = {"organisms_wall": round(time.perf_counter() - t_org, 2),
+               **{f"{o['name']}.{k}": v for o in organisms for k, v in o["timings"].items()}}
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "seed": cfg.seed,
+        "organisms": {o["name"]: {"metrics": o["metrics"], "model": o["info"]} for o in organisms},
+    }
+    t_rep = time.perf_counter()
+    write_report(run_dir, summary)
+    timings["report"] = round(time.perf_counter() - t_rep, 2)
+    summary["wall_s"] = round(time.perf_counter() - t0, 2)
+    write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / "manifest.json", manifest(cfg, config_path, timings, summary["wall_s"]))
+    return summary
+
+
+def manifest(cfg: RunConfig, config_path: Path | None, timings: dict[str, float], wall: float) -> dict[str, Any]:
+    return {
+        "aflab": aflab.__version__,
+        "config_path": str(config_path) if config_path else None,
+        "config": cfg.model_dump(mode="json"),
+        "seed": cfg.seed,
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "timings_s": timings,
+        "wall_s": wall,
+    }
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -1,0 +1,1 @@
+"""Rollouts: sampling completions from an organism and writing them as transcript records."""
