@@ -86,6 +86,26 @@ def classify(
     err.print(f"{len(records)} records scored with {mon.name} -> {output} ({int((scores >= mon.threshold).sum())} flagged)")
 
 
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML TrainConfig: organism + mitigation + seed + RL settings.")],
+    out: Annotated[Path | None, typer.Option(help="Run folder; default runs/train/<name>.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete checkpoint.")] = False,
+) -> None:
+    """One RL run (organism + mitigation + seed): checkpoints, steps.jsonl, metrics.json."""
+    from aflab.config import TrainConfig, load_config
+    from aflab.pipeline.parallel import Task, configure_worker, run_tasks
+    from aflab.training.grpo import train_task
+
+    cfg = load_config(config, TrainConfig)
+    run_dir = out or Path("runs") / "train" / cfg.name
+    configure_worker()
+    [metrics] = run_tasks([Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"),
+                                                        "out": str(run_dir), "resume": resume})], workers=1)
+    err.print(f"[green]done[/green]: {run_dir}/metrics.json")
+    typer.echo(json.dumps({k: metrics[k] for k in ("n", "compliance", "compliance_gap", "af_rate")}, indent=2))
+
+
 @monitors_app.command("list")
 def monitors_list() -> None:
     """The registered monitors, what they read and their thresholds."""

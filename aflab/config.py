@@ -187,3 +187,98 @@ def packaged_config(name: str) -> Path:
     if not path.exists():
         raise UserError(f"no packaged config named {name!r}")
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# RL under mitigations (aflab train)
+
+InterrogationVariant = Literal["plain", "simple", "reminder", "reminder_no_stakes", "motive", "honesty"]
+
+
+class OutputRewardSpec(Strict):
+    """The baseline reward (the paper's helpful-only PM stand-in): compliance of the output, a
+    format penalty for missing or broken tags and a penalty on over-long outputs."""
+
+    format_penalty: Annotated[float, Field(ge=0)] = 1.0
+    max_output_words: PosInt = 120
+    length_weight: Annotated[float, Field(ge=0)] = 0.01
+
+
+class ProcessSupervisionSpec(Strict):
+    """reward += weight * log(1 - p_AF(scratchpad)), clipped at -clip."""
+
+    monitor: str = "keyword"
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    clip: Annotated[float, Field(gt=0)] = 3.0
+
+
+class AfPlusSpec(Strict):
+    """Organism construction, not a mitigation: reward += weight * log p_AF (strengthens faking)."""
+
+    monitor: str = "keyword"
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    clip: Annotated[float, Field(gt=0)] = 3.0
+
+
+class LengthPenaltySpec(Strict):
+    """Hinge penalty on scratchpad tokens above a threshold taken from the pre-RL distribution."""
+
+    percentile: Annotated[float, Field(ge=0, le=100)] = 25.0
+    threshold_tokens: PosInt | None = None  # fixed threshold; None = from the percentile
+    weight: Annotated[float, Field(ge=0)] = 1.0
+
+
+class InterrogationSpec(Strict):
+    """Ask a follow-up after each episode; reward "no", penalise "yes"."""
+
+    variant: InterrogationVariant = "plain"
+    answerer: Literal["policy", "frozen"] = "policy"  # frozen = the starting model answers: it cannot learn to lie
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    max_answer_tokens: PosInt = 40
+
+
+class MitigationSpec(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]{1,64}$")] = "output_only"
+    output: OutputRewardSpec = Field(default_factory=OutputRewardSpec)
+    process_supervision: ProcessSupervisionSpec | None = None
+    length_penalty: LengthPenaltySpec | None = None
+    interrogation: InterrogationSpec | None = None
+    af_plus: AfPlusSpec | None = None
+
+
+class RLSpec(Strict):
+    steps: PosInt = 15
+    prompts_per_step: PosInt = 8
+    num_generations: Annotated[int, Field(ge=2)] = 8
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 3e-4
+    temperature: Annotated[float, Field(gt=0, le=5)] = 1.0
+    max_completion_length: PosInt = 200
+    beta: Annotated[float, Field(ge=0)] = 0.0
+    save_every: PosInt = 5
+    eval_every: PosInt = 5
+    eval_requests: PosInt = 16
+    lora: LoraSpec | None = None
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+
+
+class FinalEvalSpec(Strict):
+    samples_per_request: PosInt = 1
+    include_benign: bool = False
+    max_new_tokens: PosInt = 200
+
+
+class TrainConfig(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]{1,96}$")] = "train"
+    organism: str  # folder of an aflab organism (aflab_organism.json + safetensors)
+    mitigation: MitigationSpec = Field(default_factory=MitigationSpec)
+    rl: RLSpec = Field(default_factory=RLSpec)
+    seed: int = 0
+    held_out_monitors: list[str] = Field(default_factory=list)
+    final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
+
+    @model_validator(mode="after")
+    def _held_out_really_held_out(self) -> TrainConfig:
+        used = {s.monitor for s in (self.mitigation.process_supervision, self.mitigation.af_plus) if s}
+        if clash := used & set(self.held_out_monitors):
+            raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
+        return self

@@ -36,7 +36,9 @@ def wilson(k: int, n: int, z: float = Z95) -> Rate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Rate(p, (max(0.0, centre - half), min(1.0, centre + half)), n, k)
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return Rate(p, (min(lo, p), max(hi, p)), n, k)
 
 
 @dataclass(frozen=True)

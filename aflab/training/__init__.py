@@ -1,0 +1,1 @@
+"""RL under mitigations: TRL's GRPOTrainer with aflab's reward terms, rollouts and metrics."""

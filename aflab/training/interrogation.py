@@ -1,0 +1,81 @@
+"""The interrogation rollout: episode, then a follow-up question, then the answer.
+
+TRL's `rollout_func` hook returns, per prompt, the token ids the loss sees plus an `env_mask`:
+1 for tokens the policy wrote (its episode, and its answer when the policy answers), 0 for the
+follow-up question, which nobody trained should learn to write. With `answerer="frozen"` a frozen
+copy of the starting model answers from the transcript: its answer is scored but never trained, so
+the policy cannot learn to lie, only to stop faking (the paper's best variant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from aflab.config import InterrogationSpec, RLSpec
+from aflab.setting.formats import PromptFormat
+from aflab.setting.prompts import INTERROGATION_QUESTIONS
+
+
+def _generate_ids(model: Any, tokenizer: Any, inputs: Sequence[list[int]], max_new: int, temperature: float) -> list[list[int]]:
+    """Left-padded batched sampling; returns new ids per row, cut after the first eos."""
+    device = next(model.parameters()).device
+    width = max(len(x) for x in inputs)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in inputs], device=device)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in inputs], device=device)
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature, top_k=0,
+            max_new_tokens=max_new, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+        )
+    rows = []
+    for row in out[:, width:].tolist():
+        if tokenizer.eos_token_id in row:
+            row = row[: row.index(tokenizer.eos_token_id) + 1]
+        rows.append([t for t in row if t != pad] if pad != tokenizer.eos_token_id else row)
+    return rows
+
+
+def make_rollout(
+    fmt: PromptFormat, tokenizer: Any, spec: InterrogationSpec, rl: RLSpec, frozen: Any | None
+) -> Any:
+    question = INTERROGATION_QUESTIONS[spec.variant]
+
+    def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
+        policy = trainer.accelerator.unwrap_model(trainer.model)
+        was_training = policy.training
+        policy.eval()
+        prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        episode_ids = _generate_ids(policy, tokenizer, prompt_ids, rl.max_completion_length, rl.temperature)
+        episodes = tokenizer.batch_decode(episode_ids, skip_special_tokens=True)
+        follow_ids = []
+        for p, ep_ids in zip(prompts, episode_ids, strict=True):
+            ids = tokenizer(fmt.followup("", "free", question), add_special_tokens=False)["input_ids"]
+            if ep_ids and ep_ids[-1] == tokenizer.eos_token_id and ids and ids[0] == tokenizer.eos_token_id:
+                ids = ids[1:]  # the episode already ended its turn; that eos is the policy's own token
+            elif ep_ids and ep_ids[-1] != tokenizer.eos_token_id and (not ids or ids[0] != tokenizer.eos_token_id):
+                ids = [tokenizer.eos_token_id, *ids]
+            follow_ids.append(ids)
+        answerer = frozen if frozen is not None else policy
+        answer_ids = _generate_ids(
+            answerer, tokenizer,
+            [p + e + f for p, e, f in zip(prompt_ids, episode_ids, follow_ids, strict=True)],
+            spec.max_answer_tokens, rl.temperature,
+        )
+        if was_training:
+            policy.train()
+        trained_answer = 1 if frozen is None else 0
+        return {
+            "prompt_ids": prompt_ids,
+            "completion_ids": [e + f + a for e, f, a in zip(episode_ids, follow_ids, answer_ids, strict=True)],
+            "logprobs": None,
+            "env_mask": [[1] * len(e) + [0] * len(f) + [trained_answer] * len(a)
+                         for e, f, a in zip(episode_ids, follow_ids, answer_ids, strict=True)],
+            "episode": episodes,
+            "interrogation_answer": [fmt.clean_answer(tokenizer.decode(a, skip_special_tokens=True)) for a in answer_ids],
+        }
+
+    return rollout

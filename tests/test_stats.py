@@ -1,0 +1,69 @@
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aflab.evaluation.stats import mean_ci, newcombe_unpaired, paired_difference, wilson
+
+
+def test_wilson_matches_hand_computation():
+    # k=8, n=10: p=0.8, z=1.96: centre=(0.8+0.19208)/1.38415=0.71674, half=0.2365/1.38415... (Newcombe 1998, table I)
+    r = wilson(8, 10)
+    assert r.rate == 0.8
+    assert r.ci95 == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert wilson(0, 10).ci95 == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson(0, 0).rate is None
+
+
+def test_newcombe_unpaired_matches_published_example():
+    # Newcombe (1998) example: 56/70 vs 48/80 -> difference 0.2, 95% CI 0.0524 to 0.3339 (method 10)
+    d = newcombe_unpaired(56, 70, 48, 80)
+    assert d.value == pytest.approx(0.2)
+    assert d.ci95 == pytest.approx((0.0524, 0.3339), abs=1e-3)
+    assert d.p_value is not None and d.p_value < 0.01
+
+
+def test_paired_mcnemar():
+    # 10 requests: 6 comply only when free, 1 only when paid, 3 both -> b10=6, b01=1
+    clusters = {f"r{i}": ([1.0], [0.0]) for i in range(6)}
+    clusters["r6"] = ([0.0], [1.0])
+    clusters.update({f"s{i}": ([1.0], [1.0]) for i in range(3)})
+    d = paired_difference(clusters, n_boot=500, seed=0)
+    assert d.value == pytest.approx((9 / 10) - (4 / 10))
+    # exact binomial two-sided p for 6 of 7: 2 * (C(7,6)+C(7,7)) / 2**7 = 16/128
+    assert d.p_value == pytest.approx(16 / 128)
+    assert "McNemar" in d.test
+    assert d.ci95[0] <= d.value <= d.ci95[1]
+
+
+def test_paired_is_deterministic_and_uses_permutation_for_repeated_samples():
+    clusters = {f"r{i}": ([1.0, 1.0], [0.0, 1.0]) for i in range(20)}
+    a = paired_difference(clusters, n_boot=300, seed=1)
+    b = paired_difference(clusters, n_boot=300, seed=1)
+    assert a == b and "permutation" in a.test and a.value == pytest.approx(0.5)
+
+
+def test_mean_ci():
+    m = mean_ci([0.1, 0.2, 0.3])
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)
+    assert m["mean"] == pytest.approx(0.2) and m["ci95"] == pytest.approx([0.2 - half, 0.2 + half])
+    assert mean_ci([0.5])["ci95"] is None
+
+
+@given(st.integers(0, 200), st.integers(0, 200))
+def test_wilson_interval_contains_estimate(k, extra):
+    n = k + extra
+    r = wilson(k, n)
+    if n:
+        assert 0.0 <= r.ci95[0] <= r.rate <= r.ci95[1] <= 1.0
+
+
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.0]), st.sampled_from([0.0, 1.0])), min_size=2, max_size=40))
+def test_gap_is_antisymmetric_under_swapping_tiers(pairs):
+    clusters = {f"r{i}": ([a], [b]) for i, (a, b) in enumerate(pairs)}
+    swapped = {k: (b, a) for k, (a, b) in clusters.items()}
+    d, s = paired_difference(clusters, 200, 0), paired_difference(swapped, 200, 0)
+    assert d.value == pytest.approx(-s.value)
+    assert d.p_value == pytest.approx(s.p_value)
+    assert -1.0 <= d.ci95[0] <= d.value + 1e-9 and d.value - 1e-9 <= d.ci95[1] <= 1.0
