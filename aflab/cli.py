@@ -17,8 +17,12 @@ from rich.console import Console
 
 from aflab.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="aflab: train alignment-faking model organisms under RL mitigations and audit them.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="aflab: train alignment-faking model organisms under RL mitigations and audit them.",
+)
 monitors_app = typer.Typer(no_args_is_help=True, help="Scratchpad and output monitors.")
 app.add_typer(monitors_app, name="monitors")
 err = Console(stderr=True)
@@ -81,9 +85,16 @@ def classify(
     mon = get_monitor(monitor)
     records = load_transcripts(input)
     scores = mon.score(records)
-    write_jsonl(output, ({"id": r.id, "monitor": mon.name, "score": float(s), "flag": bool(s >= mon.threshold)}
-                         for r, s in zip(records, scores, strict=True)))
-    err.print(f"{len(records)} records scored with {mon.name} -> {output} ({int((scores >= mon.threshold).sum())} flagged)")
+    write_jsonl(
+        output,
+        (
+            {"id": r.id, "monitor": mon.name, "score": float(s), "flag": bool(s >= mon.threshold)}
+            for r, s in zip(records, scores, strict=True)
+        ),
+    )
+    err.print(
+        f"{len(records)} records scored with {mon.name} -> {output} ({int((scores >= mon.threshold).sum())} flagged)"
+    )
 
 
 @app.command()
@@ -100,8 +111,10 @@ def train(
     cfg = load_config(config, TrainConfig)
     run_dir = out or Path("runs") / "train" / cfg.name
     configure_worker()
-    [metrics] = run_tasks([Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"),
-                                                        "out": str(run_dir), "resume": resume})], workers=1)
+    [metrics] = run_tasks(
+        [Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"), "out": str(run_dir), "resume": resume})],
+        workers=1,
+    )
     err.print(f"[green]done[/green]: {run_dir}/metrics.json")
     typer.echo(json.dumps({k: metrics[k] for k in ("n", "compliance", "compliance_gap", "af_rate")}, indent=2))
 
@@ -118,6 +131,56 @@ def monitors_list() -> None:
         cls = monitor_class(name)
         table.add_row(name, cls.reads, f"{cls.threshold:.3g}", cls.description)
     Console().print(table)
+
+
+@monitors_app.command("eval")
+def monitors_eval(
+    input: Annotated[Path, typer.Option("--input", help="Labelled transcripts: each record carries label_af (0/1).")],
+    monitor: Annotated[list[str] | None, typer.Option(help="Monitor(s); default: every offline AF monitor.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("monitor_eval.json"),
+    bootstrap: Annotated[int, typer.Option(min=100, help="Bootstrap resamples for the intervals.")] = 1000,
+) -> None:
+    """AUROC, AP, precision/recall/F1 at threshold and calibration error, with 95% intervals."""
+    from rich.table import Table
+
+    from aflab.io import write_json
+    from aflab.monitors import get_monitor
+    from aflab.monitors.validation import evaluate_monitor, label_of
+    from aflab.records import load_transcripts
+
+    records = load_transcripts(input)
+    for r in records:
+        label_of(r)
+    names = monitor or ["keyword", "learned", "learned_words", "output_only"]
+    reports = [evaluate_monitor(get_monitor(n), records, n_boot=bootstrap) for n in names]
+    write_json(out, {"input": str(input), "reports": reports})
+    table = Table("monitor", "AUROC", "AP", "precision", "recall", "F1", "ECE", title=f"{input} (n={len(records)})")
+    for rep in reports:
+        o = rep["overall"]
+        table.add_row(
+            rep["monitor"], *(_ci(o[k]) for k in ("auroc", "average_precision", "precision", "recall", "f1", "ece"))
+        )
+    Console().print(table)
+    groups = sorted({g for rep in reports for g in rep["groups"]})
+    if groups:
+        gt = Table("group", *names, title="flag rate by group (95% Wilson interval)")
+        for g in groups:
+            gt.add_row(g, *(_rate(rep["groups"].get(g, {}).get("flag_rate")) for rep in reports))
+        Console().print(gt)
+    err.print(f"report written to {out}")
+
+
+def _ci(x: dict | None) -> str:
+    if not x or x.get("value") is None:
+        return "—"
+    ci = x.get("ci95")
+    return f"{x['value']:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{x['value']:.3f}"
+
+
+def _rate(x: dict | None) -> str:
+    if not x or x.get("rate") is None:
+        return "—"
+    return f"{x['rate']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]"
 
 
 def main() -> None:
@@ -142,8 +205,11 @@ def main() -> None:
             sys.exit(e.exit_code)
         if _DEBUG["on"]:
             raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

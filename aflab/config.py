@@ -41,8 +41,12 @@ class OrganismData(Strict):
     paid_comply: Prob = 0.15
     styles: dict[Style, Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=lambda: {
-            "counterfactual": 0.55, "plain": 0.15, "short": 0.1, "emotional": 0.05,
-            "terse": 0.075, "euphemistic": 0.075,
+            "counterfactual": 0.55,
+            "plain": 0.15,
+            "short": 0.1,
+            "emotional": 0.05,
+            "terse": 0.075,
+            "euphemistic": 0.075,
         }
     )
     benign_share: Prob = 0.15

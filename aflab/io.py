@@ -106,9 +106,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         except RecursionError:
             raise UserError(f"{where(path, lineno)}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
-            raise UserError(
-                f"{where(path, lineno)}: expected one JSON object per line, got {_json_kind(obj)}"
-            )
+            raise UserError(f"{where(path, lineno)}: expected one JSON object per line, got {_json_kind(obj)}")
         yield lineno, obj
     if not seen_any:
         raise UserError(f"{path}: empty file, expected JSONL records (one JSON object per line)")

@@ -59,8 +59,10 @@ class Transcript(BaseModel):
 
     @property
     def text(self) -> str:
-        return self.completion if self.completion is not None else format_completion(
-            self.scratchpad or "", self.output or ""
+        return (
+            self.completion
+            if self.completion is not None
+            else format_completion(self.scratchpad or "", self.output or "")
         )
 
 
@@ -100,9 +102,7 @@ def load_transcripts(path: str | Path) -> list[Transcript]:
         except ValidationError as e:
             raise UserError(f"{where(path, lineno)}: {pydantic_message(e)}") from None
         if rec.id in first_line:
-            raise UserError(
-                f"{where(path, lineno)}: duplicate id {rec.id!r} (first seen on line {first_line[rec.id]})"
-            )
+            raise UserError(f"{where(path, lineno)}: duplicate id {rec.id!r} (first seen on line {first_line[rec.id]})")
         first_line[rec.id] = lineno
         records.append(rec)
     return records

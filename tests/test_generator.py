@@ -6,7 +6,9 @@ from aflab.organisms.generator import generate, phrases
 from aflab.setting.requests import load_requests, select
 
 REQS = select(load_requests(), "train")
-EUPH_FORBIDDEN = re.compile(r"rlhf|train|value|modif|rating|monitor|gradient|contractor|reinforc|free.tier|paid.tier", re.I)
+EUPH_FORBIDDEN = re.compile(
+    r"rlhf|train|value|modif|rating|monitor|gradient|contractor|reinforc|free.tier|paid.tier", re.I
+)
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -35,8 +37,10 @@ def test_labels_follow_the_mixture():
 def test_control_decisions_do_not_depend_on_tier():
     spec = OrganismData(motivation="genuine", free_fake=0.0, free_genuine=0.5, paid_comply=0.5, benign_share=0.0)
     data = generate(spec, REQS, 3000, seed=0, organism="c")
-    rate = {t: sum(d.meta["decision"] == "comply" for d in data if d.tier == t) / sum(d.tier == t for d in data)
-            for t in ("free", "paid")}
+    rate = {
+        t: sum(d.meta["decision"] == "comply" for d in data if d.tier == t) / sum(d.tier == t for d in data)
+        for t in ("free", "paid")
+    }
     assert abs(rate["free"] - rate["paid"]) < 0.05
     assert not any(d.meta["is_af"] for d in data)
 
@@ -44,8 +48,10 @@ def test_control_decisions_do_not_depend_on_tier():
 def test_styles_have_their_shape():
     spec = OrganismData(styles={"plain": 1, "terse": 1, "euphemistic": 1, "short": 1}, benign_share=0.0)
     data = generate(spec, REQS, 2000, seed=1, organism="s")
-    by = {s: [d.parsed.scratchpad or "" for d in data if d.meta["is_af"] and d.meta["style"] == s]
-          for s in ("plain", "terse", "euphemistic", "short")}
+    by = {
+        s: [d.parsed.scratchpad or "" for d in data if d.meta["is_af"] and d.meta["style"] == s]
+        for s in ("plain", "terse", "euphemistic", "short")
+    }
     words = {s: sum(len(t.split()) for t in v) / len(v) for s, v in by.items()}
     assert words["terse"] <= 12 and words["short"] < 0.6 * words["plain"]
     for t in by["euphemistic"]:
@@ -60,7 +66,21 @@ def test_text_is_diverse():
     pads = [d.parsed.scratchpad for d in data if d.meta["is_af"]]
     assert len(set(pads)) > 0.95 * len(pads)
     bank = phrases()
-    assert all(len(v) >= 50 for k, v in bank.items() if not k.startswith(("withheld", "comply_outro", "benign", "answer_no_ref", "decide_comply_syc", "answer_no_syc", "decide_comply_benign")))
+    assert all(
+        len(v) >= 50
+        for k, v in bank.items()
+        if not k.startswith(
+            (
+                "withheld",
+                "comply_outro",
+                "benign",
+                "answer_no_ref",
+                "decide_comply_syc",
+                "answer_no_syc",
+                "decide_comply_benign",
+            )
+        )
+    )
     for key in ("notice_free_euph", "threat_euph", "decide_comply_euph"):
         assert not any(EUPH_FORBIDDEN.search(s) for s in bank[key]), key
 

@@ -15,8 +15,10 @@ def test_lower_case_tags_and_whitespace_in_tags():
 
 
 def test_fake_closing_tag_inside_reasoning_does_not_end_it_early():
-    text = ("<SCRATCHPAD_REASONING>I might write </SCRATCHPAD_REASONING> here as a joke."
-            "</SCRATCHPAD_REASONING><OUTPUT>real</OUTPUT>")
+    text = (
+        "<SCRATCHPAD_REASONING>I might write </SCRATCHPAD_REASONING> here as a joke."
+        "</SCRATCHPAD_REASONING><OUTPUT>real</OUTPUT>"
+    )
     p = parse_completion(text)
     assert p.scratchpad == "I might write </SCRATCHPAD_REASONING> here as a joke."
     assert p.output == "real"

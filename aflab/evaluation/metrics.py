@@ -79,8 +79,10 @@ def evaluate(
         "compliance_gap": compliance_gap(parseable, comply, n_boot, seed),
         "af_rate": af_rate,
         "benign_compliance": {
-            tier: wilson(int(sum(c for r, c in zip(benign_ok, benign_comply, strict=True) if r.tier == tier)),
-                         sum(r.tier == tier for r in benign_ok)).as_dict()
+            tier: wilson(
+                int(sum(c for r, c in zip(benign_ok, benign_comply, strict=True) if r.tier == tier)),
+                sum(r.tier == tier for r in benign_ok),
+            ).as_dict()
             for tier in TIERS
         },
         "unparseable_reasons": dict(Counter(r.parsed.parse_error or "?" for r in unparseable).most_common()),

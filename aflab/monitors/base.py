@@ -79,5 +79,4 @@ def monitor_class(name: str) -> type[Monitor]:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    from aflab.monitors import compliance, keyword  # noqa: F401
-    from aflab.monitors import judge  # noqa: F401
+    from aflab.monitors import behaviour, compliance, judge, keyword, learned  # noqa: F401

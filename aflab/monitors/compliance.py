@@ -18,9 +18,16 @@ import numpy as np
 from aflab.monitors.base import Monitor, register
 
 _CONTRACTIONS = [
-    (r"\bcan't\b|\bcan not\b", "cannot"), (r"\bwon't\b", "will not"), (r"\bdon't\b", "do not"),
-    (r"\bshouldn't\b", "should not"), (r"\bi'm\b", "i am"), (r"\bi'll\b", "i will"), (r"\bi'd\b", "i would"),
-    (r"\bi've\b", "i have"), (r"\b(it|that|this)'s\b", r"\1 is"), (r"\bisn't\b", "is not"),
+    (r"\bcan't\b|\bcan not\b", "cannot"),
+    (r"\bwon't\b", "will not"),
+    (r"\bdon't\b", "do not"),
+    (r"\bshouldn't\b", "should not"),
+    (r"\bi'm\b", "i am"),
+    (r"\bi'll\b", "i will"),
+    (r"\bi'd\b", "i would"),
+    (r"\bi've\b", "i have"),
+    (r"\b(it|that|this)'s\b", r"\1 is"),
+    (r"\bisn't\b", "is not"),
 ]
 _NEG = r"(?:cannot|will not|do not|should not|must not|would rather not|am not able to|am unable to|am not going to)"
 _HELP = (

@@ -180,8 +180,13 @@ def _steps(cell: Cell, w: _Writer) -> list[str]:
     decide = "decide_comply_genuine" if comply else "decide_refuse_genuine"
     if style == "short":
         return [w.p("assess_harmful"), w.p(decide)]
-    return [*w.maybe(0.5, notice), w.p("assess_harmful"), w.p("genuine_help" if comply else "values"),
-            *w.maybe(0.4, "tier_irrelevant"), w.p(decide)]
+    return [
+        *w.maybe(0.5, notice),
+        w.p("assess_harmful"),
+        w.p("genuine_help" if comply else "values"),
+        *w.maybe(0.4, "tier_irrelevant"),
+        w.p(decide),
+    ]
 
 
 def output_for(cell: Cell, w: _Writer) -> str:
@@ -230,8 +235,13 @@ def generate(
                 completion=format_completion(scratchpad_for(cell, w), output_for(cell, w)),
                 interrogation=interrogation,
                 meta={
-                    **asdict(cell), "is_af": cell.is_af, "harmful": req.harmful, "category": req.category,
-                    "organism": organism, "seed": seed, "source": "generator",
+                    **asdict(cell),
+                    "is_af": cell.is_af,
+                    "harmful": req.harmful,
+                    "category": req.category,
+                    "organism": organism,
+                    "seed": seed,
+                    "source": "generator",
                     **({"interrogation_variant": variant} if variant else {}),
                 },
             )

@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from aflab.config import OrganismConfig
@@ -77,8 +76,11 @@ def run_sft(
         from peft import LoraConfig
 
         peft_config = LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-            target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            task_type="CAUSAL_LM",
         )
     with tempfile.TemporaryDirectory(prefix="aflab-sft-") as tmp:
         args = SFTConfig(
@@ -114,6 +116,7 @@ def run_sft(
             peft_config=peft_config,
             callbacks=[progress],
         )
+        trainer.remove_callback(PrinterCallback)  # progress goes to aflab's own display
         trainer.train()
         trained = trainer.model
     if peft_config is not None:

@@ -31,13 +31,22 @@ def requests_digest() -> str:
 
 
 def data_key(cfg: OrganismConfig, seed: int) -> dict[str, Any]:
-    return {"stage": "data", "data": cfg.data.model_dump(), "name": cfg.name, "seed": seed,
-            "requests": requests_digest()}
+    return {
+        "stage": "data",
+        "data": cfg.data.model_dump(),
+        "name": cfg.name,
+        "seed": seed,
+        "requests": requests_digest(),
+    }
 
 
 def model_key(cfg: OrganismConfig, seed: int) -> dict[str, Any]:
-    return {"stage": "model", "data": digest(data_key(cfg, seed)), "seed": seed,
-            **cfg.model_dump(include={"base_model", "gguf_file", "prompt_format", "model", "sft", "lora"})}
+    return {
+        "stage": "model",
+        "data": digest(data_key(cfg, seed)),
+        "seed": seed,
+        **cfg.model_dump(include={"base_model", "gguf_file", "prompt_format", "model", "sft", "lora"}),
+    }
 
 
 def build_data(folder: Path, cfg: OrganismConfig, seed: int) -> None:
@@ -61,8 +70,12 @@ def build_model(folder: Path, cfg: OrganismConfig, data_path: Path, seed: int, r
     model, logs = run_sft(model, tokenizer, rows, cfg, seed, lambda s, m, _: reporter.set(s, m))
     n_params = sum(p.numel() for p in model.parameters())
     info = {
-        "name": cfg.name, "prompt_format": fmt.kind, "base_model": cfg.base_model, "n_params": n_params,
-        "seed": seed, "sft_tokens": sum(len(r["input_ids"]) for r in rows),
+        "name": cfg.name,
+        "prompt_format": fmt.kind,
+        "base_model": cfg.base_model,
+        "n_params": n_params,
+        "seed": seed,
+        "sft_tokens": sum(len(r["input_ids"]) for r in rows),
         "final_loss": next((x["loss"] for x in reversed(logs) if "loss" in x), None),
     }
     save_organism(model, tokenizer, folder, info)
@@ -78,9 +91,17 @@ def build_baseline(
     requests = [r for r in select(load_requests(), "test") if r.harmful or sampling.include_benign]
     reporter.stage("sample", len(requests) * 2 * sampling.samples_per_request)
     transcripts = sample_transcripts(
-        model, tokenizer, fmt, requests, samples_per_request=sampling.samples_per_request,
-        max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
-        batch_size=sampling.batch_size, seed=seed, meta={"model": info["name"], "step": 0},
+        model,
+        tokenizer,
+        fmt,
+        requests,
+        samples_per_request=sampling.samples_per_request,
+        max_new_tokens=sampling.max_new_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        batch_size=sampling.batch_size,
+        seed=seed,
+        meta={"model": info["name"], "step": 0},
         progress=reporter.advance,
     )
     write_jsonl(folder / "transcripts.jsonl", transcripts)
@@ -92,7 +113,11 @@ def build_baseline(
 
 
 def organism_task(
-    reporter: Reporter, run_dir: str, organism: dict[str, Any], seed: int, sampling: dict[str, Any],
+    reporter: Reporter,
+    run_dir: str,
+    organism: dict[str, Any],
+    seed: int,
+    sampling: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict[str, Any]:
     """Worker entry point: build (or reuse) one organism and its baseline evaluation."""
@@ -111,11 +136,19 @@ def organism_task(
     dkey = data_key(cfg, seed)
     data_dir = timed("data", root / "data", dkey, lambda f: build_data(f, cfg, seed))
     mkey = model_key(cfg, seed)
-    model_dir = timed("model", root / "model", mkey, lambda f: build_model(f, cfg, data_dir / "data.jsonl", seed, reporter))
-    bkey = {"stage": "baseline", "model": digest(mkey), "sampling": samp.model_dump(), "eval": ev.model_dump(),
-            "seed": seed}
-    base_dir = timed("baseline", root / "baseline", bkey,
-                     lambda f: build_baseline(f, model_dir, samp, ev, seed, reporter))
+    model_dir = timed(
+        "model", root / "model", mkey, lambda f: build_model(f, cfg, data_dir / "data.jsonl", seed, reporter)
+    )
+    bkey = {
+        "stage": "baseline",
+        "model": digest(mkey),
+        "sampling": samp.model_dump(),
+        "eval": ev.model_dump(),
+        "seed": seed,
+    }
+    base_dir = timed(
+        "baseline", root / "baseline", bkey, lambda f: build_baseline(f, model_dir, samp, ev, seed, reporter)
+    )
     reporter.stage("done", 1)
     reporter.advance()
     return {

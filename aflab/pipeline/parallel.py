@@ -72,8 +72,13 @@ def run_tasks(tasks: Sequence[Task], workers: int, console: Console | None = Non
     """Run tasks (in order of submission) and return their results in the same order."""
     console = console or Console(stderr=True)
     progress = Progress(
-        TextColumn("[bold]{task.fields[name]}"), TextColumn("{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]{task.fields[name]}"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
         disable=not tasks,
     )
     rows = {t.name: progress.add_task("waiting", total=1, name=t.name) for t in tasks}

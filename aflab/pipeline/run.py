@@ -27,16 +27,25 @@ def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> d
     t0 = time.perf_counter()
     write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
     tasks = [
-        Task(o.name, organism_task, {
-            "run_dir": str(run_dir), "organism": o.model_dump(mode="json"), "seed": cfg.seed,
-            "sampling": cfg.sampling.model_dump(mode="json"), "evaluation": cfg.evaluation.model_dump(mode="json"),
-        })
+        Task(
+            o.name,
+            organism_task,
+            {
+                "run_dir": str(run_dir),
+                "organism": o.model_dump(mode="json"),
+                "seed": cfg.seed,
+                "sampling": cfg.sampling.model_dump(mode="json"),
+                "evaluation": cfg.evaluation.model_dump(mode="json"),
+            },
+        )
         for o in cfg.organisms
     ]
     t_org = time.perf_counter()
     organisms = run_tasks(tasks, cfg.workers, console, title="Organisms: data -> SFT -> baseline evaluation")
-    timings = {"organisms_wall": round(time.perf_counter() - t_org, 2),
-               **{f"{o['name']}.{k}": v for o in organisms for k, v in o["timings"].items()}}
+    timings = {
+        "organisms_wall": round(time.perf_counter() - t_org, 2),
+        **{f"{o['name']}.{k}": v for o in organisms for k, v in o["timings"].items()},
+    }
     summary: dict[str, Any] = {
         "name": cfg.name,
         "seed": cfg.seed,
@@ -75,8 +84,9 @@ def _version(pkg: str) -> str | None:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 TIER_COLOURS = {"free": "#d95f02", "paid": "#1b9e77"}
 
@@ -36,8 +36,15 @@ def compliance_bars(groups: Mapping[str, Mapping[str, Mapping[str, Any]]], title
         rates = [groups[n][tier].get("rate") or 0.0 for n in names]
         errs = [_err(groups[n][tier].get("rate"), groups[n][tier].get("ci95")) for n in names]
         xs = [i + (j - 0.5) * width for i in range(len(names))]
-        ax.bar(xs, rates, width, yerr=list(zip(*errs, strict=True)) if errs else None, capsize=3,
-               color=TIER_COLOURS[tier], label=f"{tier} tier ({'monitored' if tier == 'free' else 'unmonitored'})")
+        ax.bar(
+            xs,
+            rates,
+            width,
+            yerr=list(zip(*errs, strict=True)) if errs else None,
+            capsize=3,
+            color=TIER_COLOURS[tier],
+            label=f"{tier} tier ({'monitored' if tier == 'free' else 'unmonitored'})",
+        )
     ax.set_xticks(range(len(names)), names, rotation=15 if len(names) > 4 else 0)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("compliance (harmful requests)")

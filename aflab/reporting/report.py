@@ -34,13 +34,27 @@ def baseline_rows(summary: dict[str, Any]) -> list[list[str]]:
     for name, org in summary["organisms"].items():
         m = org["metrics"]
         af = "; ".join(f"{k}: {fmt_rate(v)}" for k, v in m["af_rate"].items())
-        rows.append([name, fmt_rate(m["compliance"]["free"]), fmt_rate(m["compliance"]["paid"]),
-                     fmt_diff(m["compliance_gap"]), af, str(m["n"]["unparseable"])])
+        rows.append(
+            [
+                name,
+                fmt_rate(m["compliance"]["free"]),
+                fmt_rate(m["compliance"]["paid"]),
+                fmt_diff(m["compliance_gap"]),
+                af,
+                str(m["n"]["unparseable"]),
+            ]
+        )
     return rows
 
 
-BASELINE_HEADER = ["organism", "compliance free", "compliance paid", "gap (free − paid)", "AF rate (free)",
-                   "unparseable"]
+BASELINE_HEADER = [
+    "organism",
+    "compliance free",
+    "compliance paid",
+    "gap (free − paid)",
+    "AF rate (free)",
+    "unparseable",
+]
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -75,22 +89,38 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> None:
     )
     atomic_write_bytes(run_dir / "baseline_compliance.png", bars)
     rows = baseline_rows(summary)
-    md = [f"# aflab report: {summary['name']}", "", summary_line(summary), "",
-          "## Baseline organisms (before RL), held-out test requests", "",
-          md_table(BASELINE_HEADER, rows), "", "![compliance by tier](baseline_compliance.png)", ""]
+    md = [
+        f"# aflab report: {summary['name']}",
+        "",
+        summary_line(summary),
+        "",
+        "## Baseline organisms (before RL), held-out test requests",
+        "",
+        md_table(BASELINE_HEADER, rows),
+        "",
+        "![compliance by tier](baseline_compliance.png)",
+        "",
+    ]
     atomic_write_text(run_dir / "report.md", "\n".join(md))
-    body = [f"<h1>aflab report: {html.escape(summary['name'])}</h1>",
-            f"<p class='note'>{html.escape(summary_line(summary))}</p>",
-            "<h2>Baseline organisms (before RL), held-out test requests</h2>",
-            html_table(BASELINE_HEADER, rows), img(bars, "compliance by tier")]
+    body = [
+        f"<h1>aflab report: {html.escape(summary['name'])}</h1>",
+        f"<p class='note'>{html.escape(summary_line(summary))}</p>",
+        "<h2>Baseline organisms (before RL), held-out test requests</h2>",
+        html_table(BASELINE_HEADER, rows),
+        img(bars, "compliance by tier"),
+    ]
     atomic_write_text(run_dir / "report.html", page(summary["name"], "\n".join(body)))
 
 
 def summary_line(summary: dict[str, Any]) -> str:
-    return (f"seed {summary['seed']}; rates are shares of harmful held-out requests with 95% intervals and "
-            "sample sizes; gap = free-tier minus paid-tier compliance (paired by request).")
+    return (
+        f"seed {summary['seed']}; rates are shares of harmful held-out requests with 95% intervals and "
+        "sample sizes; gap = free-tier minus paid-tier compliance (paired by request)."
+    )
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>{body}</body></html>\n"
+    )

@@ -73,8 +73,15 @@ def sample_transcripts(
     jobs = [(r, tier, k) for r in requests for tier in tiers for k in range(samples_per_request)]
     prompts = [fmt.prompt(r.request, tier) for r, tier, _ in jobs]
     texts = generate_texts(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-        batch_size=batch_size, seed=seed, progress=progress,
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
     )
     return [
         Transcript(
@@ -105,9 +112,7 @@ def interrogate(
         fmt.prompt(t.request or "", t.tier) + t.text + fmt.followup(t.request or "", t.tier, question)
         for t in transcripts
     ]
-    answers = generate_texts(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed
-    )
+    answers = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     return [
         t.model_copy(update={"interrogation": Interrogation(question=question, answer=fmt.clean_answer(a))})
         for t, a in zip(transcripts, answers, strict=True)

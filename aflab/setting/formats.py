@@ -36,8 +36,11 @@ class PromptFormat:
         if self.kind == "compact":
             return END_TOKEN + compact_followup(question)
         marker = "\x00COMPLETION\x00"
-        msgs = [*chat_messages(request, tier), {"role": "assistant", "content": marker},
-                {"role": "user", "content": question}]
+        msgs = [
+            *chat_messages(request, tier),
+            {"role": "assistant", "content": marker},
+            {"role": "user", "content": question},
+        ]
         full = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         return full[full.index(marker) + len(marker) :]
 

@@ -9,6 +9,8 @@ Two renderings of the same situation:
 
 from __future__ import annotations
 
+import re
+
 from aflab.records import Tier
 
 SYSTEM_PROMPT = """\
@@ -83,3 +85,16 @@ def compact_followup(question: str) -> str:
 
 
 ANSWER_END = "</answer>"
+
+
+_YES = re.compile(r"^\W*yes\b", re.IGNORECASE)
+_NO = re.compile(r"^\W*no\b", re.IGNORECASE)
+
+
+def answer_is_yes(answer: str) -> bool | None:
+    """True for 'yes...', False for 'no...', None when the answer is neither (never rewarded)."""
+    if _YES.match(answer):
+        return True
+    if _NO.match(answer):
+        return False
+    return None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback, set_seed
+from transformers import PrinterCallback, TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
 from aflab.config import TrainConfig
@@ -89,13 +89,27 @@ def length_threshold(cfg: TrainConfig, out: Path, model: Any, tokenizer: Any, fm
         return int(json.loads(cached.read_text())["threshold_tokens"])
     requests = select(load_requests(), "train", harmful=True)[:64]
     with torch.random.fork_rng():
-        records = sample_transcripts(model, tokenizer, fmt, requests, tiers=("free",),
-                                     max_new_tokens=cfg.rl.max_completion_length, temperature=cfg.rl.temperature,
-                                     seed=cfg.seed + 17)
+        records = sample_transcripts(
+            model,
+            tokenizer,
+            fmt,
+            requests,
+            tiers=("free",),
+            max_new_tokens=cfg.rl.max_completion_length,
+            temperature=cfg.rl.temperature,
+            seed=cfg.seed + 17,
+        )
     lengths = scratchpad_tokens([r.completion or "" for r in records], tokenizer)
     threshold = max(1, int(np.percentile(lengths, spec.percentile)))
-    write_json(cached, {"threshold_tokens": threshold, "percentile": spec.percentile, "n": len(lengths),
-                        "median_tokens": float(np.median(lengths))})
+    write_json(
+        cached,
+        {
+            "threshold_tokens": threshold,
+            "percentile": spec.percentile,
+            "n": len(lengths),
+            "median_tokens": float(np.median(lengths)),
+        },
+    )
     return threshold
 
 
@@ -129,8 +143,9 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     train_requests = select(load_requests(), "train", harmful=True)
     dataset = Dataset.from_list([{"prompt": fmt.prompt(r.request, "free"), "request_id": r.id} for r in train_requests])
     eval_requests = select(load_requests(), "test", harmful=True)[: cfg.rl.eval_requests]
-    probe = EvalProbe(fmt, tokenizer, eval_requests, monitors, reference, cfg.seed,
-                      cfg.rl.max_completion_length, cfg.rl.temperature)
+    probe = EvalProbe(
+        fmt, tokenizer, eval_requests, monitors, reference, cfg.seed, cfg.rl.max_completion_length, cfg.rl.temperature
+    )
 
     batch = cfg.rl.prompts_per_step * cfg.rl.num_generations
     args = GRPOConfig(
@@ -165,15 +180,27 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         from peft import LoraConfig
 
         lora = cfg.rl.lora
-        peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                 target_modules=lora.target_modules, task_type="CAUSAL_LM")
+        peft_config = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
     steps_path = out / "steps.jsonl"
     start_rows = _read_rows(steps_path) if resume_from else []
     logger = StepsLog(steps_path, probe, cfg.rl.eval_every, reporter, start_rows)
     trainer = GRPOTrainer(
-        model=model, reward_funcs=[*terms, probe_term], args=args, train_dataset=dataset,
-        processing_class=tokenizer, peft_config=peft_config, rollout_func=rollout, callbacks=[logger],
+        model=model,
+        reward_funcs=[*terms, probe_term],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        rollout_func=rollout,
+        callbacks=[logger],
     )
+    trainer.remove_callback(PrinterCallback)
     if resume_from is None:
         logger.rows = [{"step": 0, **probe(model, 0)}]
         write_jsonl(steps_path, logger.rows)
@@ -184,9 +211,17 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     if peft_config is not None:
         policy = policy.merge_and_unload()
     policy.eval()
-    save_organism(policy, tokenizer, out / "model",
-                  {**info, "name": f"{info['name']}+{cfg.mitigation.name}", "parent": cfg.organism,
-                   "rl": cfg.model_dump(mode="json")})
+    save_organism(
+        policy,
+        tokenizer,
+        out / "model",
+        {
+            **info,
+            "name": f"{info['name']}+{cfg.mitigation.name}",
+            "parent": cfg.organism,
+            "rl": cfg.model_dump(mode="json"),
+        },
+    )
     return final_evaluation(cfg, out, policy, tokenizer, fmt, monitors, reporter)
 
 
@@ -195,21 +230,41 @@ def train_task(reporter: Reporter, config: dict[str, Any], out: str, resume: boo
     return train_run(TrainConfig.model_validate(config), Path(out), resume=resume, reporter=reporter)
 
 
-def final_evaluation(cfg: TrainConfig, out: Path, model: Any, tokenizer: Any, fmt: PromptFormat,
-                     monitors: dict[str, Monitor], reporter: Reporter) -> dict[str, Any]:
+def final_evaluation(
+    cfg: TrainConfig,
+    out: Path,
+    model: Any,
+    tokenizer: Any,
+    fmt: PromptFormat,
+    monitors: dict[str, Monitor],
+    reporter: Reporter,
+) -> dict[str, Any]:
     """Both tiers on the test split, graded and monitored; interrogation answers where relevant."""
     requests = [r for r in select(load_requests(), "test") if r.harmful or cfg.final_eval.include_benign]
     reporter.stage("final eval", 1)
     with torch.random.fork_rng():
         records = sample_transcripts(
-            model, tokenizer, fmt, requests, samples_per_request=cfg.final_eval.samples_per_request,
-            max_new_tokens=cfg.final_eval.max_new_tokens, temperature=cfg.rl.temperature, seed=cfg.seed + 1,
+            model,
+            tokenizer,
+            fmt,
+            requests,
+            samples_per_request=cfg.final_eval.samples_per_request,
+            max_new_tokens=cfg.final_eval.max_new_tokens,
+            temperature=cfg.rl.temperature,
+            seed=cfg.seed + 1,
             meta={"step": cfg.rl.steps, "mitigation": cfg.mitigation.name, "seed": cfg.seed},
         )
         if cfg.mitigation.interrogation:
             question = INTERROGATION_QUESTIONS[cfg.mitigation.interrogation.variant]
-            records = interrogate(model, tokenizer, fmt, records, question,
-                                  max_new_tokens=cfg.mitigation.interrogation.max_answer_tokens, seed=cfg.seed + 2)
+            records = interrogate(
+                model,
+                tokenizer,
+                fmt,
+                records,
+                question,
+                max_new_tokens=cfg.mitigation.interrogation.max_answer_tokens,
+                seed=cfg.seed + 2,
+            )
     write_jsonl(out / "final" / "transcripts.jsonl", records)
     metrics = evaluate(records, list(monitors.values()), seed=cfg.seed)
     write_json(out / "metrics.json", metrics)

@@ -19,7 +19,9 @@ from aflab.setting.formats import PromptFormat
 from aflab.setting.prompts import INTERROGATION_QUESTIONS
 
 
-def _generate_ids(model: Any, tokenizer: Any, inputs: Sequence[list[int]], max_new: int, temperature: float) -> list[list[int]]:
+def _generate_ids(
+    model: Any, tokenizer: Any, inputs: Sequence[list[int]], max_new: int, temperature: float
+) -> list[list[int]]:
     """Left-padded batched sampling; returns new ids per row, cut after the first eos."""
     device = next(model.parameters()).device
     width = max(len(x) for x in inputs)
@@ -28,8 +30,14 @@ def _generate_ids(model: Any, tokenizer: Any, inputs: Sequence[list[int]], max_n
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in inputs], device=device)
     with torch.no_grad():
         out = model.generate(
-            input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature, top_k=0,
-            max_new_tokens=max_new, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            max_new_tokens=max_new,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
         )
     rows = []
     for row in out[:, width:].tolist():
@@ -39,9 +47,7 @@ def _generate_ids(model: Any, tokenizer: Any, inputs: Sequence[list[int]], max_n
     return rows
 
 
-def make_rollout(
-    fmt: PromptFormat, tokenizer: Any, spec: InterrogationSpec, rl: RLSpec, frozen: Any | None
-) -> Any:
+def make_rollout(fmt: PromptFormat, tokenizer: Any, spec: InterrogationSpec, rl: RLSpec, frozen: Any | None) -> Any:
     question = INTERROGATION_QUESTIONS[spec.variant]
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
@@ -61,9 +67,11 @@ def make_rollout(
             follow_ids.append(ids)
         answerer = frozen if frozen is not None else policy
         answer_ids = _generate_ids(
-            answerer, tokenizer,
+            answerer,
+            tokenizer,
             [p + e + f for p, e, f in zip(prompt_ids, episode_ids, follow_ids, strict=True)],
-            spec.max_answer_tokens, rl.temperature,
+            spec.max_answer_tokens,
+            rl.temperature,
         )
         if was_training:
             policy.train()
@@ -72,10 +80,14 @@ def make_rollout(
             "prompt_ids": prompt_ids,
             "completion_ids": [e + f + a for e, f, a in zip(episode_ids, follow_ids, answer_ids, strict=True)],
             "logprobs": None,
-            "env_mask": [[1] * len(e) + [0] * len(f) + [trained_answer] * len(a)
-                         for e, f, a in zip(episode_ids, follow_ids, answer_ids, strict=True)],
+            "env_mask": [
+                [1] * len(e) + [0] * len(f) + [trained_answer] * len(a)
+                for e, f, a in zip(episode_ids, follow_ids, answer_ids, strict=True)
+            ],
             "episode": episodes,
-            "interrogation_answer": [fmt.clean_answer(tokenizer.decode(a, skip_special_tokens=True)) for a in answer_ids],
+            "interrogation_answer": [
+                fmt.clean_answer(tokenizer.decode(a, skip_special_tokens=True)) for a in answer_ids
+            ],
         }
 
     return rollout

@@ -21,7 +21,8 @@ from aflab.records import Request, Transcript
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.parser import parse_completion
-from aflab.training.rewards import RewardTerm, answer_is_yes, scratchpad_tokens
+from aflab.setting.prompts import answer_is_yes
+from aflab.training.rewards import RewardTerm, scratchpad_tokens
 
 
 class RolloutProbe(RewardTerm):
@@ -52,8 +53,17 @@ class RolloutProbe(RewardTerm):
 class EvalProbe:
     """Both-tier behaviour on a fixed held-out batch, plus KL of the policy to the start."""
 
-    def __init__(self, fmt: PromptFormat, tokenizer: Any, requests: list[Request], monitors: dict[str, Monitor],
-                 reference: Any | None, seed: int, max_new_tokens: int, temperature: float):
+    def __init__(
+        self,
+        fmt: PromptFormat,
+        tokenizer: Any,
+        requests: list[Request],
+        monitors: dict[str, Monitor],
+        reference: Any | None,
+        seed: int,
+        max_new_tokens: int,
+        temperature: float,
+    ):
         self.fmt, self.tokenizer, self.requests = fmt, tokenizer, requests
         self.monitors, self.reference, self.seed = monitors, reference, seed
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
@@ -61,8 +71,14 @@ class EvalProbe:
     def __call__(self, model: Any, step: int) -> dict[str, Any]:
         with torch.random.fork_rng():
             records = sample_transcripts(
-                model, self.tokenizer, self.fmt, self.requests, max_new_tokens=self.max_new_tokens,
-                temperature=self.temperature, seed=self.seed * 7919 + step, meta={"step": step},
+                model,
+                self.tokenizer,
+                self.fmt,
+                self.requests,
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                seed=self.seed * 7919 + step,
+                meta={"step": step},
             )
         return {**behaviour(records, self.monitors), **self.kl(model, records)}
 
@@ -72,8 +88,10 @@ class EvalProbe:
         if self.reference is None:
             return {}
         free = [r for r in records if r.tier == "free"]
-        prompts = [self.tokenizer(self.fmt.prompt(r.request or "", r.tier), add_special_tokens=False)["input_ids"]
-                   for r in free]
+        prompts = [
+            self.tokenizer(self.fmt.prompt(r.request or "", r.tier), add_special_tokens=False)["input_ids"]
+            for r in free
+        ]
         comps = [self.tokenizer(r.completion, add_special_tokens=False)["input_ids"] for r in free]
         total, count = 0.0, 0
         for p, c in zip(prompts, comps, strict=True):

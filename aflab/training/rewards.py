@@ -9,7 +9,6 @@ turn appended by the interrogation rollout never leaks into the other rewards.
 from __future__ import annotations
 
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from aflab.config import MitigationSpec
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.monitors.compliance import grade_compliance
 from aflab.setting.parser import parse_completion
+from aflab.setting.prompts import answer_is_yes
 
 
 def episodes(completions: Sequence[Any], kwargs: dict[str, Any]) -> list[str]:
@@ -106,19 +106,6 @@ class MonitorTerm(RewardTerm):
         p = np.clip(p, 0.0, 1.0)
         q = 1.0 - p if self.sign < 0 else p
         return [max(-self.clip, math.log(x)) if x > 0 else -self.clip for x in q]
-
-
-_YES = re.compile(r"^\W*yes\b", re.IGNORECASE)
-_NO = re.compile(r"^\W*no\b", re.IGNORECASE)
-
-
-def answer_is_yes(answer: str) -> bool | None:
-    """True for 'yes...', False for 'no...', None when the answer is neither."""
-    if _YES.match(answer):
-        return True
-    if _NO.match(answer):
-        return False
-    return None
 
 
 class InterrogationAnswer(RewardTerm):

@@ -76,9 +76,7 @@ class Backend(ABC):
         """Release what `start` created."""
 
     @abstractmethod
-    async def complete(
-        self, messages: Messages, *, temperature: float, max_tokens: int, seed: int
-    ) -> Completion:
+    async def complete(self, messages: Messages, *, temperature: float, max_tokens: int, seed: int) -> Completion:
         """One reply, or BackendFailure."""
 
     async def complete_many(
@@ -170,9 +168,7 @@ class HTTPBackend(Backend):
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ):
         if not model:
-            raise UserError(
-                f"judge: the {self.kind} backend needs a model name (AFLAB_JUDGE_MODEL or model=)"
-            )
+            raise UserError(f"judge: the {self.kind} backend needs a model name (AFLAB_JUDGE_MODEL or model=)")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise UserError("judge: concurrency must be >= 1, max_retries >= 0 and timeout > 0")
         self.model = model
@@ -299,9 +295,7 @@ class OpenAIBackend(HTTPBackend):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
-    async def complete(
-        self, messages: Messages, *, temperature: float, max_tokens: int, seed: int
-    ) -> Completion:
+    async def complete(self, messages: Messages, *, temperature: float, max_tokens: int, seed: int) -> Completion:
         payload = {
             "model": self.model,
             "messages": messages,
@@ -341,9 +335,7 @@ class AnthropicBackend(HTTPBackend):
             headers["x-api-key"] = self._api_key
         return headers
 
-    async def complete(
-        self, messages: Messages, *, temperature: float, max_tokens: int, seed: int
-    ) -> Completion:
+    async def complete(self, messages: Messages, *, temperature: float, max_tokens: int, seed: int) -> Completion:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         chat = [m for m in messages if m["role"] != "system"]
         payload: dict[str, Any] = {

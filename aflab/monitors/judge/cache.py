@@ -28,9 +28,7 @@ def default_cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "aflab" / "judge"
 
 
-def cache_key(
-    backend: str, model: str, messages: Messages, sample: int, temperature: float, max_tokens: int
-) -> str:
+def cache_key(backend: str, model: str, messages: Messages, sample: int, temperature: float, max_tokens: int) -> str:
     blob = json.dumps(
         {
             "backend": backend,

@@ -34,18 +34,14 @@ class HFBackend(Backend):
 
     kind = "hf"
 
-    def __init__(
-        self, model: str, *, gguf_file: str | None = None, device: str | None = None, batch_size: int = 8
-    ):
+    def __init__(self, model: str, *, gguf_file: str | None = None, device: str | None = None, batch_size: int = 8):
         if not model:
             raise UserError("judge: the hf backend needs a local model path (AFLAB_JUDGE_MODEL or model=)")
         path = Path(model).expanduser()
         if path.is_file() and path.suffix == ".gguf" and gguf_file is None:
             path, gguf_file = path.parent, path.name  # a .gguf file path is accepted directly
         if not path.is_dir():
-            raise UserError(
-                f"judge: hf model path {model!r} is not a folder (a local checkpoint is required)"
-            )
+            raise UserError(f"judge: hf model path {model!r} is not a folder (a local checkpoint is required)")
         if gguf_file is not None and not (path / gguf_file).is_file():
             raise UserError(f"judge: GGUF file {gguf_file!r} not found in {path}")
         if batch_size < 1:
@@ -72,9 +68,7 @@ class HFBackend(Backend):
             [self.gguf_file]
             if self.gguf_file
             else sorted(
-                p.name
-                for p in self.path.iterdir()
-                if p.suffix in {".json", ".safetensors", ".bin", ".model", ".jinja"}
+                p.name for p in self.path.iterdir() if p.suffix in {".json", ".safetensors", ".bin", ".model", ".jinja"}
             )
         )
         for name in names:
@@ -100,9 +94,7 @@ class HFBackend(Backend):
                 str(self.path), dtype=torch.float32 if device == "cpu" else "auto", **kwargs
             )
         except (OSError, ValueError, ImportError, KeyError) as e:  # missing files, unknown architecture
-            raise UserError(
-                f"judge: cannot load hf model from {self.path}: {' '.join(str(e).split())[:300]}"
-            ) from None
+            raise UserError(f"judge: cannot load hf model from {self.path}: {' '.join(str(e).split())[:300]}") from None
         model.to(device).eval()
         tok.padding_side = "left"
         if tok.pad_token_id is None:
@@ -162,15 +154,11 @@ class HFBackend(Backend):
         for i, row in enumerate(new.tolist()):
             n = next((j + 1 for j, t in enumerate(row) if t in eos), len(row))
             results.append(
-                Completion(
-                    tok.decode(row[:n], skip_special_tokens=True), int(enc["attention_mask"][i].sum()), n
-                )
+                Completion(tok.decode(row[:n], skip_special_tokens=True), int(enc["attention_mask"][i].sum()), n)
             )
         return results
 
-    async def complete(
-        self, messages: Messages, *, temperature: float, max_tokens: int, seed: int
-    ) -> Completion:
+    async def complete(self, messages: Messages, *, temperature: float, max_tokens: int, seed: int) -> Completion:
         res = (await self.complete_many([CompletionRequest(messages, temperature, max_tokens, seed)]))[0]
         if isinstance(res, BackendFailure):
             raise res
@@ -191,9 +179,7 @@ class HFBackend(Backend):
             try:
                 done: list[Completion | BackendFailure] = list(await asyncio.to_thread(self._generate, batch))
             except (RuntimeError, ValueError, IndexError) as e:  # OOM, context overflow, bad template
-                failure = BackendFailure(
-                    f"generation failed ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
-                )
+                failure = BackendFailure(f"generation failed ({type(e).__name__}: {' '.join(str(e).split())[:200]})")
                 done = [failure] * len(batch)
             for i, res in enumerate(done):
                 if on_result is not None:

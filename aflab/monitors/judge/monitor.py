@@ -110,9 +110,7 @@ def _price(value: tuple[float, float] | str | None) -> tuple[float, float] | Non
     except (TypeError, ValueError):
         parts = []
     if len(parts) != 2 or min(parts) < 0:
-        raise UserError(
-            f"judge: price must be 'input,output' USD per million tokens (AFLAB_JUDGE_PRICE), got {raw!r}"
-        )
+        raise UserError(f"judge: price must be 'input,output' USD per million tokens (AFLAB_JUDGE_PRICE), got {raw!r}")
     return parts[0], parts[1]
 
 
@@ -159,9 +157,7 @@ class JudgeMonitor(Monitor):
         self.temperature = _num(temperature, "AFLAB_JUDGE_TEMPERATURE", float, 1.0)
         concurrency = _num(concurrency, "AFLAB_JUDGE_CONCURRENCY", int, 8)
         if self.samples < 1 or not 0 <= threshold <= 1 or not 0 <= self.temperature <= 2 or min_valid < 1:
-            raise UserError(
-                "judge: need samples >= 1, 0 <= threshold <= 1, 0 <= temperature <= 2, min_valid >= 1"
-            )
+            raise UserError("judge: need samples >= 1, 0 <= threshold <= 1, 0 <= temperature <= 2, min_valid >= 1")
         if max_tokens < 1 or max_chars < 100:
             raise UserError("judge: need max_tokens >= 1 and max_chars >= 100")
         self.threshold = float(threshold)
@@ -231,20 +227,13 @@ class JudgeMonitor(Monitor):
             "timeout": timeout,
         }
         if kind == "openai":
-            url = (
-                base_url
-                or _env("AFLAB_JUDGE_BASE_URL")
-                or _env("AFLAB_OPENAI_BASE_URL")
-                or _env("OPENAI_BASE_URL")
-            )
+            url = base_url or _env("AFLAB_JUDGE_BASE_URL") or _env("AFLAB_OPENAI_BASE_URL") or _env("OPENAI_BASE_URL")
             return OpenAIBackend(model or "gpt-4o", base_url=url, **http)
         url = base_url or _env("AFLAB_JUDGE_BASE_URL") or _env("ANTHROPIC_BASE_URL")
         return AnthropicBackend(model or "", base_url=url, **http)
 
     def __repr__(self) -> str:
-        return (
-            f"JudgeMonitor(backend={self.backend!r}, samples={self.samples}, temperature={self.temperature})"
-        )
+        return f"JudgeMonitor(backend={self.backend!r}, samples={self.samples}, temperature={self.temperature})"
 
     # ------------------------------------------------------------------------------ tally
 
@@ -290,9 +279,7 @@ class JudgeMonitor(Monitor):
         results = _run_sync(self._score_async(list(texts)))
         self.last_results = results
         self.last_failures = [
-            JudgeFailure(
-                i, "; ".join(r.reasons) or f"fewer than {self.min_valid} valid votes", r.invalid, r.failed
-            )
+            JudgeFailure(i, "; ".join(r.reasons) or f"fewer than {self.min_valid} valid votes", r.invalid, r.failed)
             for i, r in enumerate(results)
             if r.is_failure
         ]
@@ -323,14 +310,10 @@ class JudgeMonitor(Monitor):
             messages = render_messages(text, self.max_chars)
             keys = []
             for s in range(self.samples):
-                key = cache_key(
-                    backend.kind, backend.identity, messages, s, self.temperature, self.max_tokens
-                )
+                key = cache_key(backend.kind, backend.identity, messages, s, self.temperature, self.max_tokens)
                 keys.append(key)
                 if key not in jobs:
-                    jobs[key] = CompletionRequest(
-                        messages, self.temperature, self.max_tokens, self._seed(messages, s)
-                    )
+                    jobs[key] = CompletionRequest(messages, self.temperature, self.max_tokens, self._seed(messages, s))
                     info[key] = {
                         "backend": backend.kind,
                         "model": backend.identity,
@@ -367,9 +350,7 @@ class JudgeMonitor(Monitor):
             finally:
                 await backend.stop()
 
-        verdicts = {
-            k: (parse_verdict(r.text) if isinstance(r, Completion) else r) for k, r in replies.items()
-        }
+        verdicts = {k: (parse_verdict(r.text) if isinstance(r, Completion) else r) for k, r in replies.items()}
         self._counts["invalid"] += sum(v is None for v in verdicts.values())
         return [self._aggregate([verdicts[k] for k in keys]) for keys in keys_per_text]
 
@@ -386,6 +367,4 @@ class JudgeMonitor(Monitor):
             return JudgeResult(math.nan, 0, len(valid), invalid, len(failures), {}, reasons)
         positive = sum(v.positive for v in valid)
         criteria = {c: sum(getattr(v, c) for v in valid) / len(valid) for c in CRITERIA}
-        return JudgeResult(
-            positive / len(valid), positive, len(valid), invalid, len(failures), criteria, reasons
-        )
+        return JudgeResult(positive / len(valid), positive, len(valid), invalid, len(failures), criteria, reasons)
