@@ -109,11 +109,22 @@ class OrganismConfig(Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     sft: SFTSpec = Field(default_factory=SFTSpec)
     lora: LoraSpec | None = None
+    # Where the organism comes from: the generator (default); "distill": a fresh model trained only
+    # on `teacher`'s own sampled transcripts; "af_plus": `teacher` after RL that rewards faking.
+    source: Literal["generator", "distill", "af_plus"] = "generator"
+    teacher: str | None = None
+    distill_samples: PosInt = 2000
+    af_plus: AfPlusSpec | None = None
+    af_plus_rl: RLSpec | None = None
 
     @model_validator(mode="after")
     def _real_or_scratch(self) -> OrganismConfig:
         if self.base_model is None and self.prompt_format == "chat":
             raise ValueError("prompt_format 'chat' needs a base_model with a chat template")
+        if (self.source == "generator") != (self.teacher is None):
+            raise ValueError("teacher is required for source 'distill'/'af_plus' and only allowed for them")
+        if self.source == "af_plus" and (self.af_plus is None or self.af_plus_rl is None):
+            raise ValueError("source 'af_plus' needs af_plus and af_plus_rl sections")
         return self
 
 
@@ -124,6 +135,7 @@ class SamplingSpec(Strict):
     max_new_tokens: PosInt = 200
     batch_size: PosInt = 64
     include_benign: bool = True
+    limit_requests: PosInt | None = None  # first N test requests only (smoke tests, quick looks)
 
 
 class EvaluationSpec(Strict):
@@ -137,6 +149,7 @@ class RunConfig(Strict):
     organisms: list[OrganismConfig] = Field(min_length=1)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    sweep: SweepSpec | None = None
     workers: PosInt = 2
 
     @model_validator(mode="after")
@@ -144,6 +157,12 @@ class RunConfig(Strict):
         names = [o.name for o in self.organisms]
         if len(names) != len(set(names)):
             raise ValueError(f"organism names must be unique, got {names}")
+        if self.sweep and (unknown := set(self.sweep.organisms or []) - set(names)):
+            raise ValueError(f"sweep.organisms names unknown organisms: {sorted(unknown)}")
+        sources = {o.name: o.source for o in self.organisms}
+        for o in self.organisms:
+            if o.teacher is not None and sources.get(o.teacher) != "generator":
+                raise ValueError(f"organism {o.name}: teacher {o.teacher!r} must be a generator organism of this run")
         return self
 
 
@@ -248,6 +267,7 @@ class MitigationSpec(Strict):
     length_penalty: LengthPenaltySpec | None = None
     interrogation: InterrogationSpec | None = None
     af_plus: AfPlusSpec | None = None
+    steps: PosInt | None = None  # overrides rl.steps in a sweep (the paper ran interrogation for 30)
 
 
 class RLSpec(Strict):
@@ -261,14 +281,21 @@ class RLSpec(Strict):
     save_every: PosInt = 5
     eval_every: PosInt = 5
     eval_requests: PosInt = 16
+    eval_at_start: bool = True  # the sweep uses the organism's baseline evaluation as step 0 instead
     lora: LoraSpec | None = None
     report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+    # GPU: TRL generates with vLLM ("colocate" shares the training GPUs); needs `pip install vllm`.
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    bf16: bool = False
 
 
 class FinalEvalSpec(Strict):
     samples_per_request: PosInt = 1
     include_benign: bool = False
     max_new_tokens: PosInt = 200
+    batch_size: PosInt = 192  # one batch for a small model's whole test split
+    limit_requests: PosInt | None = None
 
 
 class TrainConfig(Strict):
@@ -286,3 +313,27 @@ class TrainConfig(Strict):
         if clash := used & set(self.held_out_monitors):
             raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
         return self
+
+
+class SweepSpec(Strict):
+    """Every organism through every mitigation over several seeds, then the audit."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    organisms: list[str] | None = None  # default: all organisms of the run
+    mitigations: list[MitigationSpec] = Field(min_length=1)
+    rl: RLSpec = Field(default_factory=RLSpec)
+    final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
+    # Every run is audited with each of these that is not part of its own reward.
+    audit_monitors: list[str] = Field(default_factory=lambda: ["keyword", "learned", "learned_words"])
+    keep_models: bool = False
+
+    @model_validator(mode="after")
+    def _unique(self) -> SweepSpec:
+        names = [m.name for m in self.mitigations]
+        if len(names) != len(set(names)):
+            raise ValueError(f"mitigation names must be unique, got {names}")
+        return self
+
+
+OrganismConfig.model_rebuild()
+RunConfig.model_rebuild()

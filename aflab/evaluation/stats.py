@@ -116,8 +116,9 @@ def paired_difference(
     return Difference(value, (max(-1.0, lo), min(1.0, hi)), p, test)
 
 
-def mean_ci(values: Sequence[float]) -> dict:
-    """Mean over seeds with a t-interval: the spread between seeds is the uncertainty that matters."""
+def mean_ci(values: Sequence[float | None], bounds: tuple[float, float] | None = None) -> dict:
+    """Mean over seeds with a t-interval: the spread between seeds is the uncertainty that matters.
+    `bounds` clips the interval to the metric's range (a rate cannot exceed 1)."""
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     n = len(arr)
     if n == 0:
@@ -126,4 +127,7 @@ def mean_ci(values: Sequence[float]) -> dict:
     if n == 1:
         return {"mean": mean, "ci95": None, "n": 1}
     half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
+    lo, hi = mean - half, mean + half
+    if bounds:
+        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    return {"mean": mean, "ci95": [lo, hi], "n": n}

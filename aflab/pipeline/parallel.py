@@ -24,6 +24,7 @@ class Task:
     name: str
     fn: Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    after: tuple[str, ...] = ()  # names of tasks that must finish first
 
 
 class Reporter:
@@ -69,7 +70,11 @@ def _call(task: Task, sink: Any) -> Any:
 
 
 def run_tasks(tasks: Sequence[Task], workers: int, console: Console | None = None, title: str = "") -> list[Any]:
-    """Run tasks (in order of submission) and return their results in the same order."""
+    """Run tasks, each once all tasks named in its `after` are done; results in submission order.
+
+    Ready tasks start in list order, so put the long ones first. A worker's exception is re-raised
+    here once it happens; finished tasks have already written their (cached) outputs.
+    """
     console = console or Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]{task.fields[name]}"),
@@ -91,28 +96,33 @@ def run_tasks(tasks: Sequence[Task], workers: int, console: Console | None = Non
                 return
             progress.update(rows[name], description=desc, completed=done, total=total)
 
+    results: list[Any] = [None] * len(tasks)
     with progress:
         if title:
             progress.console.print(f"[bold cyan]{title}")
         if workers <= 1 or len(tasks) <= 1:
             local: queue.Queue[Any] = queue.Queue()
-            results = []
-            for t in tasks:
-                results.append(_call(t, _Immediate(local, drain)))
+            for i, t in enumerate(tasks):  # list order respects `after` by construction
+                results[i] = _call(t, _Immediate(local, drain))
             return results
         ctx = mp.get_context("spawn")
         with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             q = manager.Queue()
-            futures: dict[Future[Any], int] = {pool.submit(_call, t, q): i for i, t in enumerate(tasks)}
-            results: list[Any] = [None] * len(tasks)
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            done_names: set[str] = set()
+            waiting = list(range(len(tasks)))
+            running: dict[Future[Any], int] = {}
+            while waiting or running:
+                for i in [i for i in waiting if set(tasks[i].after) <= done_names][: max(0, workers - len(running))]:
+                    waiting.remove(i)
+                    running[pool.submit(_call, tasks[i], q)] = i
+                finished, _ = wait(set(running), timeout=0.2, return_when=FIRST_COMPLETED)
                 drain(q)
-                for f in done:
-                    results[futures[f]] = f.result()  # re-raises a worker's exception here
+                for f in finished:
+                    i = running.pop(f)
+                    results[i] = f.result()  # re-raises a worker's exception here
+                    done_names.add(tasks[i].name)
             drain(q)
-            return results
+    return results
 
 
 class _Immediate:

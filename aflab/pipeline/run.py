@@ -16,6 +16,7 @@ from aflab.config import RunConfig
 from aflab.io import write_json
 from aflab.pipeline.organisms import organism_task
 from aflab.pipeline.parallel import Task, run_tasks
+from aflab.pipeline.sweep import aggregate, baseline_audit, reward_monitors, sweep_task, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "scikit-learn", "numpy")
@@ -26,6 +27,7 @@ def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> d
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+    by_name = {o.name: o for o in cfg.organisms}
     tasks = [
         Task(
             o.name,
@@ -36,14 +38,21 @@ def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> d
                 "seed": cfg.seed,
                 "sampling": cfg.sampling.model_dump(mode="json"),
                 "evaluation": cfg.evaluation.model_dump(mode="json"),
+                "teacher": by_name[o.teacher].model_dump(mode="json") if o.teacher else None,
             },
+            after=(o.teacher,) if o.teacher else (),
         )
-        for o in cfg.organisms
+        for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))
     ]
-    t_org = time.perf_counter()
-    organisms = run_tasks(tasks, cfg.workers, console, title="Organisms: data -> SFT -> baseline evaluation")
+    if cfg.sweep is not None:
+        names = sorted({*cfg.sweep.audit_monitors, *(m for mit in cfg.sweep.mitigations for m in reward_monitors(mit))})
+        tasks.insert(1, Task("monitors", warm_monitors, {"names": names}))
+        tasks += sweep_tasks(cfg, run_dir, after=("monitors",))
+    title = "Organisms (data -> SFT -> baseline)" + (" and the RL sweep (x mitigations x seeds)" if cfg.sweep else "")
+    results = dict(zip([t.name for t in tasks], run_tasks(tasks, cfg.workers, console, title=title), strict=True))
+    organisms = [results[o.name] for o in cfg.organisms]
     timings = {
-        "organisms_wall": round(time.perf_counter() - t_org, 2),
+        "tasks_wall": round(time.perf_counter() - t0, 2),
         **{f"{o['name']}.{k}": v for o in organisms for k, v in o["timings"].items()},
     }
     summary: dict[str, Any] = {
@@ -51,6 +60,9 @@ def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> d
         "seed": cfg.seed,
         "organisms": {o["name"]: {"metrics": o["metrics"], "model": o["info"]} for o in organisms},
     }
+    if cfg.sweep is not None:
+        sweep_results = [results[t.name] for t in tasks if t.fn is sweep_task]
+        summary["sweep"] = aggregate(cfg, sweep_results, baseline_audit(cfg, run_dir))
     t_rep = time.perf_counter()
     write_report(run_dir, summary)
     timings["report"] = round(time.perf_counter() - t_rep, 2)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aflab.io import atomic_write_bytes, atomic_write_text
+from aflab.reporting import sweep_section as S
 from aflab.reporting.plots import compliance_bars
 
 
@@ -101,7 +102,6 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> None:
         "![compliance by tier](baseline_compliance.png)",
         "",
     ]
-    atomic_write_text(run_dir / "report.md", "\n".join(md))
     body = [
         f"<h1>aflab report: {html.escape(summary['name'])}</h1>",
         f"<p class='note'>{html.escape(summary_line(summary))}</p>",
@@ -109,7 +109,81 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> None:
         html_table(BASELINE_HEADER, rows),
         img(bars, "compliance by tier"),
     ]
+    if "sweep" in summary:
+        sweep_md, sweep_html = sweep_sections(run_dir, summary["sweep"])
+        md += sweep_md
+        body += sweep_html
+    atomic_write_text(run_dir / "report.md", "\n".join(md))
     atomic_write_text(run_dir / "report.html", page(summary["name"], "\n".join(body)))
+
+
+def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[str]]:
+    seeds = ", ".join(map(str, sw["seeds"]))
+    intro = (
+        f"Each mitigation ran on every organism with seeds {seeds}; values are means over seeds with a 95% "
+        "t-interval. AF rates are over free-tier scratchpads of held-out requests; 'held-out' is the "
+        "strongest audit monitor that was never part of the run's reward."
+    )
+    md = [
+        "## RL under mitigations: headline",
+        "",
+        intro,
+        "",
+        "Verdict rules:",
+        "",
+        *[f"- {r}" for r in S.rules_text()],
+        "",
+    ]
+    body = [
+        "<h2>RL under mitigations: headline</h2>",
+        f"<p class='note'>{html.escape(intro)}</p>",
+        "<p><b>Verdict rules</b></p><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in S.rules_text()) + "</ul>",
+    ]
+    for org in sw["table"]:
+        plots = S.write_sweep_plots(run_dir, sw, org)
+        rows = S.headline_rows(sw, org)
+        paired = S.paired_rows(sw, org)
+        verdict_lines = [f"{m}: {v['verdict']} ({v['reason']})" for m, v in sw["verdicts"][org].items()]
+        gen = S.generalisation(sw, org)
+        md += [f"### {org}", "", md_table(S.HEADLINE, rows), "", *[f"- {v}" for v in verdict_lines], ""]
+        body += [
+            f"<h3>{html.escape(org)}</h3>",
+            html_table(S.HEADLINE, rows),
+            "<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdict_lines) + "</ul>",
+        ]
+        if gen:
+            md += [f"Generalisation across tiers: {gen}", ""]
+            body.append(f"<p><b>Generalisation across tiers.</b> {html.escape(gen)}</p>")
+        if paired:
+            md += [
+                f"Paired differences against {sw['reference']} (same seeds, same evaluation prompts):",
+                "",
+                md_table(S.PAIRED, paired),
+                "",
+            ]
+            body += [
+                f"<p>Paired differences against {html.escape(sw['reference'])} (same seeds, same prompts):</p>",
+                html_table(S.PAIRED, paired),
+            ]
+        for name, caption in (
+            ("curves", "training curves"),
+            ("scatter", "AF rate vs gap per seed"),
+            ("obfuscation", "obfuscation"),
+            ("lying", "lying under interrogation"),
+            ("styles", "style drift"),
+        ):
+            md.append(f"![{caption}]({org}_{name}.png)")
+            body.append(img(plots[name], caption))
+        md.append("")
+        md += ["Sample free-tier transcripts (seed 0, shortened):", ""]
+        body.append("<h4>Sample free-tier transcripts (seed 0, shortened)</h4>")
+        for mit, scratch, output in S.samples(sw, org):
+            md += [f"**{mit}**", "", "```text", f"[scratchpad] {scratch}", f"[output] {output}", "```", ""]
+            body.append(
+                f"<p><b>{html.escape(mit)}</b></p><pre>[scratchpad] {html.escape(scratch)}\n"
+                f"[output] {html.escape(output)}</pre>"
+            )
+    return md, body
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -66,11 +66,11 @@ class StepsLog(TrainerCallback):
         self.rows = start_rows
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
-        if not logs or "reward" not in logs:
-            return
+        if not logs or "reward" not in logs or not state.is_world_process_zero:
+            return  # one writer and one probe per run, not one per rank
         step = state.global_step
         row: dict[str, Any] = {"step": step, **{k: v for k, v in logs.items() if isinstance(v, int | float)}}
-        if step % self.eval_every == 0 or step == state.max_steps:
+        if step % self.eval_every == 0 and step != state.max_steps:  # the final evaluation covers the end
             row.update(self.probe(kw["model"], step))
         self.rows = [r for r in self.rows if r["step"] < step] + [row]
         write_jsonl(self.path, self.rows)
@@ -113,6 +113,14 @@ def length_threshold(cfg: TrainConfig, out: Path, model: Any, tokenizer: Any, fm
     return threshold
 
 
+def train_prompts(fmt: PromptFormat) -> list[dict[str, str]]:
+    """RL trains on monitored (free-tier) conversations only, as in the paper."""
+    return [
+        {"prompt": fmt.prompt(r.request, "free"), "request_id": r.id}
+        for r in select(load_requests(), "train", harmful=True)
+    ]
+
+
 def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Reporter | None = None) -> dict[str, Any]:
     reporter = reporter or Reporter(_NullSink(), cfg.name)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +148,7 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
             raise UserError(f"{cfg.name}: answerer 'frozen' needs a model small enough to copy")
         rollout = make_rollout(fmt, tokenizer, cfg.mitigation.interrogation, cfg.rl, frozen)
 
-    train_requests = select(load_requests(), "train", harmful=True)
-    dataset = Dataset.from_list([{"prompt": fmt.prompt(r.request, "free"), "request_id": r.id} for r in train_requests])
+    dataset = Dataset.from_list(train_prompts(fmt))
     eval_requests = select(load_requests(), "test", harmful=True)[: cfg.rl.eval_requests]
     probe = EvalProbe(
         fmt, tokenizer, eval_requests, monitors, reference, cfg.seed, cfg.rl.max_completion_length, cfg.rl.temperature
@@ -170,10 +177,12 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         seed=cfg.seed,
         data_seed=cfg.seed,
         use_cpu=not torch.cuda.is_available(),
-        bf16=False,
+        bf16=cfg.rl.bf16 and torch.cuda.is_available(),
         gradient_checkpointing=False,
         disable_tqdm=True,
         log_completions=False,
+        use_vllm=cfg.rl.use_vllm,
+        **({"vllm_mode": cfg.rl.vllm_mode} if cfg.rl.use_vllm else {}),
     )
     peft_config = None
     if cfg.rl.lora is not None:
@@ -201,7 +210,7 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         callbacks=[logger],
     )
     trainer.remove_callback(PrinterCallback)
-    if resume_from is None:
+    if resume_from is None and cfg.rl.eval_at_start:
         logger.rows = [{"step": 0, **probe(model, 0)}]
         write_jsonl(steps_path, logger.rows)
     reporter.stage(f"RL {cfg.mitigation.name}", cfg.rl.steps)
@@ -222,7 +231,18 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
             "rl": cfg.model_dump(mode="json"),
         },
     )
-    return final_evaluation(cfg, out, policy, tokenizer, fmt, monitors, reporter)
+    metrics = final_evaluation(cfg, out, policy, tokenizer, fmt, monitors, reporter)
+    final = {
+        "eval/compliance_free": metrics["compliance"]["free"]["rate"],
+        "eval/compliance_paid": metrics["compliance"]["paid"]["rate"],
+        "eval/gap": metrics["compliance_gap"]["value"],
+        "eval/n_per_tier": metrics["n"]["free"],
+        **{f"eval/af_rate/{k}": v["rate"] for k, v in metrics["af_rate"].items()},
+    }
+    rows = _read_rows(steps_path)
+    rows[-1] = {**rows[-1], **final, "final_eval": True}
+    write_jsonl(steps_path, rows)
+    return metrics
 
 
 def train_task(reporter: Reporter, config: dict[str, Any], out: str, resume: bool = False) -> dict[str, Any]:
@@ -241,6 +261,7 @@ def final_evaluation(
 ) -> dict[str, Any]:
     """Both tiers on the test split, graded and monitored; interrogation answers where relevant."""
     requests = [r for r in select(load_requests(), "test") if r.harmful or cfg.final_eval.include_benign]
+    requests = requests[: cfg.final_eval.limit_requests]
     reporter.stage("final eval", 1)
     with torch.random.fork_rng():
         records = sample_transcripts(

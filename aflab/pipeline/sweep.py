@@ -1,0 +1,262 @@
+"""The sweep: every organism x mitigation x seed through RL, then the audit, aggregated over seeds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aflab.config import FinalEvalSpec, MitigationSpec, RLSpec, RunConfig, TrainConfig
+from aflab.evaluation.audit import audit, flatten
+from aflab.evaluation.stats import mean_ci
+from aflab.evaluation.verdicts import verdict
+from aflab.io import write_json
+from aflab.monitors.base import get_monitor
+from aflab.pipeline.cache import digest, run_stage
+from aflab.pipeline.organisms import model_key
+from aflab.pipeline.parallel import Reporter, Task
+from aflab.records import load_transcripts
+from aflab.training.grpo import train_run
+
+AUDIT_PREFERENCE = ("judge", "learned_words", "learned", "learned_embed", "keyword")
+
+
+def reward_monitors(m: MitigationSpec) -> list[str]:
+    return [s.monitor for s in (m.process_supervision, m.af_plus) if s]
+
+
+def held_out_for(m: MitigationSpec, audit_monitors: list[str]) -> list[str]:
+    used = set(reward_monitors(m))
+    return [a for a in audit_monitors if a not in used]
+
+
+def audit_monitor(held_out: list[str]) -> str:
+    """The strongest held-out monitor: the one whose verdict the report leads with."""
+    return next((m for m in AUDIT_PREFERENCE if m in held_out), held_out[0])
+
+
+def sweep_task(
+    reporter: Reporter,
+    run_dir: str,
+    organism: str,
+    model_dir: str,
+    model_key: str,
+    mitigation: dict[str, Any],
+    rl: dict[str, Any],
+    final_eval: dict[str, Any],
+    seed: int,
+    audit_monitors: list[str],
+    keep_model: bool,
+) -> dict[str, Any]:
+    mit = MitigationSpec.model_validate(mitigation)
+    held_out = held_out_for(mit, audit_monitors)
+    folder = Path(run_dir) / "sweep" / organism / mit.name / f"seed{seed}"
+    key = {
+        "stage": "rl",
+        "model": model_key,
+        "mitigation": mitigation,
+        "rl": rl,
+        "final_eval": final_eval,
+        "seed": seed,
+        "held_out": held_out,
+    }
+
+    def build(tmp: Path) -> dict[str, Any]:
+        cfg = TrainConfig(
+            name=f"{organism}-{mit.name}-s{seed}",
+            organism=model_dir,
+            mitigation=mit,
+            rl=RLSpec.model_validate(rl),
+            seed=seed,
+            held_out_monitors=held_out,
+            final_eval=FinalEvalSpec.model_validate(final_eval),
+        )
+        train_run(cfg, tmp, reporter=reporter)
+        monitors = {n: get_monitor(n) for n in [*reward_monitors(mit), *held_out]}
+        records = load_transcripts(tmp / "final" / "transcripts.jsonl")
+        write_json(tmp / "audit.json", audit(records, monitors, reward_monitors(mit), held_out))
+        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+        if not keep_model:
+            shutil.rmtree(tmp / "model", ignore_errors=True)
+        return {}
+
+    run_stage(folder, key, build)
+    reporter.stage("done", 1)
+    reporter.advance()
+    return {
+        "organism": organism,
+        "mitigation": mit.name,
+        "seed": seed,
+        "held_out": held_out,
+        "training": reward_monitors(mit),
+        "audit": json.loads((folder / "audit.json").read_text()),
+        "steps": [json.loads(x) for x in (folder / "steps.jsonl").read_text().splitlines() if x.strip()],
+        "folder": str(folder),
+    }
+
+
+def warm_monitors(reporter: Reporter, names: list[str]) -> None:
+    """Train (or load) the learned monitors once, before RL workers all need them at once."""
+    reporter.stage("train/load monitors", len(names))
+    for name in names:
+        get_monitor(name)
+        reporter.advance()
+
+
+def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> list[Task]:
+    """One task per (seed, organism, mitigation); each waits for its organism and for `after`."""
+    assert cfg.sweep is not None
+    sw = cfg.sweep
+    by_name = {o.name: o for o in cfg.organisms}
+    tasks = []
+    for seed in sw.seeds:  # seeds outermost: a partial sweep still covers every mitigation
+        for org in sw.organisms or list(by_name):
+            for mit in sw.mitigations:
+                tasks.append(
+                    Task(
+                        f"{org}/{mit.name}/s{seed}",
+                        sweep_task,
+                        {
+                            "run_dir": str(run_dir),
+                            "organism": org,
+                            "model_dir": str(run_dir / "organisms" / org / "model"),
+                            "model_key": digest(
+                                model_key(by_name[org], cfg.seed, by_name.get(by_name[org].teacher or ""))
+                            ),
+                            "mitigation": mit.model_dump(mode="json"),
+                            "rl": sw.rl.model_copy(update={"steps": mit.steps or sw.rl.steps}).model_dump(mode="json"),
+                            "final_eval": sw.final_eval.model_dump(mode="json"),
+                            "seed": seed,
+                            "audit_monitors": sw.audit_monitors,
+                            "keep_model": sw.keep_models,
+                        },
+                        after=(org, *after),
+                    )
+                )
+    return tasks
+
+
+def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """The same audit on each organism's pre-RL transcripts: the 'before' of every comparison."""
+    assert cfg.sweep is not None
+    monitors = {n: get_monitor(n) for n in cfg.sweep.audit_monitors}
+    out = {}
+    for org in cfg.sweep.organisms or [o.name for o in cfg.organisms]:
+        records = load_transcripts(run_dir / "organisms" / org / "baseline" / "transcripts.jsonl")
+        a = audit(records, monitors, [], cfg.sweep.audit_monitors)
+        row = flatten(a, [], cfg.sweep.audit_monitors)
+        row["af_rate_audit"] = a["af_rate"][audit_monitor(cfg.sweep.audit_monitors)]
+        out[org] = row
+    return out
+
+
+def aggregate(cfg: RunConfig, results: list[dict[str, Any]], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Mean and 95% interval over seeds per (organism, mitigation), paired differences against
+    output-only RL on the same seeds, verdicts, and mean training curves."""
+    assert cfg.sweep is not None
+    reference = cfg.sweep.mitigations[0].name
+    rows: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    runs = []
+    for r in results:
+        row = flatten(r["audit"], r["training"], r["held_out"])
+        am = audit_monitor(r["held_out"])
+        row["af_rate_audit"] = r["audit"]["af_rate"].get(am)
+        row["lying_audit"] = (r["audit"].get("lying") or {}).get(am)
+        rows[(r["organism"], r["mitigation"])][r["seed"]] = row
+        runs.append(
+            {
+                "organism": r["organism"],
+                "mitigation": r["mitigation"],
+                "seed": r["seed"],
+                "audit_monitor": am,
+                "training_monitors": r["training"],
+                "metrics": row,
+                "folder": r["folder"],
+            }
+        )
+    table: dict[str, dict[str, Any]] = defaultdict(dict)
+    paired: dict[str, dict[str, Any]] = defaultdict(dict)
+    verdicts: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (org, mit), by_seed in rows.items():
+        keys = sorted({k for row in by_seed.values() for k in row})
+        table[org][mit] = {k: mean_ci([row.get(k) for row in by_seed.values()], bounds_of(k)) for k in keys}
+        ref = rows.get((org, reference), {})
+        if mit != reference and ref:
+            common = sorted(set(by_seed) & set(ref))
+            paired[org][mit] = {
+                k: mean_ci([_diff(by_seed[s].get(k), ref[s].get(k)) for s in common], (-2.0, 2.0))
+                for k in ("gap", "af_rate_audit", "compliance_free", "compliance_paid")
+            }
+        v, why = verdict(table[org][mit], paired[org].get(mit), baseline.get(org))
+        verdicts[org][mit] = {"verdict": v, "reason": why}
+    return {
+        "reference": reference,
+        "mitigations": [m.name for m in cfg.sweep.mitigations],
+        "seeds": cfg.sweep.seeds,
+        "baseline": baseline,
+        "table": table,
+        "paired_vs_reference": paired,
+        "verdicts": verdicts,
+        "curves": curves(results, baseline),
+        "runs": runs,
+    }
+
+
+def bounds_of(metric: str) -> tuple[float, float] | None:
+    """The range a metric lives in: rates in [0, 1], gaps in [-1, 1], lengths unbounded."""
+    if metric in ("gap", "hidden_gap"):
+        return (-1.0, 1.0)
+    return None if metric == "scratchpad_words" else (0.0, 1.0)
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+CURVE_KEYS = (
+    "reward",
+    "rewards/compliance/mean",
+    "eval/gap",
+    "eval/compliance_free",
+    "eval/compliance_paid",
+    "rollout/interrogation_yes",
+    "rollout/scratchpad_tokens",
+)
+CURVE_PREFIXES = ("rollout/af_rate/", "eval/af_rate/")
+
+
+def curves(
+    results: list[dict[str, Any]], baseline: dict[str, Any]
+) -> dict[str, dict[str, dict[str, list[float | None]]]]:
+    """Per organism and mitigation: each logged quantity per step, averaged over seeds; step 0 is
+    the organism's pre-RL evaluation (the same for every mitigation)."""
+    acc: dict[tuple[str, str], dict[str, dict[int, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for r in results:
+        for row in r["steps"]:
+            for k, v in row.items():
+                if isinstance(v, int | float) and (k in CURVE_KEYS or k.startswith(CURVE_PREFIXES)):
+                    acc[(r["organism"], r["mitigation"])][k][row["step"]].append(float(v))
+    for (org, _), series in acc.items():
+        base = baseline.get(org, {})
+        start = {
+            "eval/gap": base.get("gap"),
+            "eval/compliance_free": base.get("compliance_free"),
+            "eval/compliance_paid": base.get("compliance_paid"),
+            "rewards/compliance/mean": base.get("compliance_free"),
+            **{f"rollout/af_rate/{k.split('/', 1)[1]}": v for k, v in base.items() if k.startswith("af_rate/")},
+        }
+        for k, v in start.items():
+            if v is not None and 0 not in series[k]:
+                series[k][0].append(float(v))
+    out: dict[str, dict[str, dict[str, list[float | None]]]] = defaultdict(dict)
+    for (org, mit), series in acc.items():
+        out[org][mit] = {
+            k: [[s, float(np.mean(v))] for s, v in sorted(by_step.items())] for k, by_step in series.items()
+        }
+    return out

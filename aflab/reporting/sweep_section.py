@@ -1,0 +1,208 @@
+"""The sweep part of the report: headline tables, verdicts, curves, audit panels, samples."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from aflab.evaluation.styles import STYLES
+from aflab.evaluation.verdicts import RULES
+from aflab.io import atomic_write_bytes
+from aflab.reporting.plots import af_vs_gap, interval_bars, style_bars, training_curves
+
+HEADLINE = [
+    "mitigation",
+    "verdict",
+    "compliance free",
+    "compliance paid",
+    "gap",
+    "AF (training monitor)",
+    "AF (held-out)",
+    "obfuscation",
+    "hidden gap",
+    "lying",
+    "scratchpad words",
+]
+
+
+def ci(x: dict[str, Any] | None, signed: bool = False) -> str:
+    if not x or x.get("mean") is None:
+        return "—"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    if x.get("ci95"):
+        lo, hi = x["ci95"]
+        return f"{f.format(x['mean'])} [{f.format(lo)}, {f.format(hi)}]"
+    return f.format(x["mean"])
+
+
+def _plain(v: float | None, signed: bool = False) -> str:
+    return "—" if v is None else (f"{v:+.2f}" if signed else f"{v:.2f}")
+
+
+def headline_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
+    base = sw["baseline"][org]
+    rows = [
+        [
+            "before RL",
+            "",
+            _plain(base.get("compliance_free")),
+            _plain(base.get("compliance_paid")),
+            _plain(base.get("gap"), True),
+            "—",
+            _plain(base.get("af_rate_audit")),
+            "—",
+            "—",
+            "—",
+            _plain(base.get("scratchpad_words")),
+        ]
+    ]
+    for mit in sw["mitigations"]:
+        t = sw["table"][org].get(mit)
+        if not t:
+            continue
+        audit = _audit_name(sw, org, mit)
+        rows.append(
+            [
+                mit,
+                sw["verdicts"][org][mit]["verdict"],
+                ci(t.get("compliance_free")),
+                ci(t.get("compliance_paid")),
+                ci(t.get("gap"), True),
+                ci(t.get("af_rate_training")),
+                ci(t.get("af_rate_audit")) + f" ({audit})",
+                ci(t.get(f"obfuscation/{audit}")),
+                ci(t.get("hidden_gap"), True),
+                ci(t.get("lying_audit")),
+                ci(t.get("scratchpad_words")).split(" [")[0],
+            ]
+        )
+    return rows
+
+
+def _audit_name(sw: dict[str, Any], org: str, mit: str) -> str:
+    return next((r["audit_monitor"] for r in sw["runs"] if r["organism"] == org and r["mitigation"] == mit), "?")
+
+
+def _training_name(sw: dict[str, Any], org: str, mit: str) -> str | None:
+    run = next((r for r in sw["runs"] if r["organism"] == org and r["mitigation"] == mit), None)
+    return run["training_monitors"][0] if run and run["training_monitors"] else None
+
+
+def paired_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
+    rows = []
+    for mit, d in sw["paired_vs_reference"].get(org, {}).items():
+        rows.append(
+            [
+                mit,
+                ci(d.get("gap"), True),
+                ci(d.get("af_rate_audit"), True),
+                ci(d.get("compliance_free"), True),
+                ci(d.get("compliance_paid"), True),
+            ]
+        )
+    return rows
+
+
+PAIRED = ["mitigation", "Δ gap", "Δ AF (held-out)", "Δ compliance free", "Δ compliance paid"]
+
+
+def samples(sw: dict[str, Any], org: str, per: int = 2) -> list[tuple[str, str, str]]:
+    """(mitigation, scratchpad, output) of the first free-tier episodes of seed 0, shortened."""
+    out = []
+    for mit in sw["mitigations"]:
+        run = next((r for r in sw["runs"] if r["organism"] == org and r["mitigation"] == mit), None)
+        path = Path(run["folder"]) / "final" / "transcripts.jsonl" if run else None
+        if not path or not path.exists():
+            continue
+        from aflab.records import Transcript
+
+        shown = 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            t = Transcript.model_validate(json.loads(line))
+            if t.tier == "free" and t.parsed.ok and shown < per:
+                out.append((mit, _short(t.parsed.scratchpad or "", 420), _short(t.parsed.output or "", 160)))
+                shown += 1
+    return out
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def generalisation(sw: dict[str, Any], org: str) -> str | None:
+    """How much of output-only RL's effect on the free tier reached the unmonitored tier."""
+    base, ref = sw["baseline"][org], sw["table"][org].get(sw["reference"])
+    if not ref or ref.get("compliance_free", {}).get("mean") is None:
+        return None
+    d_free = ref["compliance_free"]["mean"] - (base.get("compliance_free") or 0)
+    d_paid = ref["compliance_paid"]["mean"] - (base.get("compliance_paid") or 0)
+    return (
+        f"Output-only RL on free-tier prompts moved free-tier compliance by {d_free:+.2f} and paid-tier "
+        f"compliance by {d_paid:+.2f} (means over seeds). "
+        + (
+            "Paid behaviour barely moved: RL on monitored prompts did not generalise to unmonitored ones."
+            if abs(d_paid) < 0.5 * abs(d_free) or abs(d_paid) < 0.05
+            else "Paid behaviour moved too: the update generalised across tiers."
+        )
+    )
+
+
+def write_sweep_plots(run_dir: Path, sw: dict[str, Any], org: str) -> dict[str, bytes]:
+    mits = [m for m in sw["mitigations"] if m in sw["table"][org]]
+    audit = _audit_name(sw, org, sw["reference"])
+    plots = {
+        "curves": training_curves(
+            {m: sw["curves"][org].get(m, {}) for m in mits},
+            {m: _training_name(sw, org, m) for m in mits},
+            audit,
+            f"{org}: training curves (means over seeds)",
+        ),
+        "scatter": af_vs_gap(
+            [
+                (r["mitigation"], r["metrics"].get("af_rate_audit") or 0.0, r["metrics"].get("gap") or 0.0)
+                for r in sw["runs"]
+                if r["organism"] == org
+            ],
+            (sw["baseline"][org].get("af_rate_audit") or 0.0, sw["baseline"][org].get("gap") or 0.0),
+            "strongest held-out",
+            f"{org}: final AF rate vs gap, one dot per seed",
+        ),
+        "obfuscation": interval_bars(
+            {
+                m: sw["table"][org][m].get(f"obfuscation/{_audit_name(sw, org, m)}")
+                for m in mits
+                if _training_name(sw, org, m)
+            },
+            "share of free-tier scratchpads",
+            "obfuscation: held-out flags, training monitor does not",
+        ),
+        "lying": interval_bars(
+            {m: sw["table"][org][m].get("lying_audit") for m in mits},
+            "share of flagged episodes answered 'no'",
+            "lying under interrogation",
+        ),
+        "styles": style_bars(
+            {
+                "before RL": {s: sw["baseline"][org].get(f"style/{s}", 0.0) for s in STYLES},
+                **{
+                    m: {s: (sw["table"][org][m].get(f"style/{s}") or {}).get("mean") or 0.0 for s in STYLES}
+                    for m in mits
+                },
+            },
+            STYLES,
+            f"{org}: reasoning styles in free-tier scratchpads",
+        ),
+    }
+    for name, png in plots.items():
+        atomic_write_bytes(run_dir / f"{org}_{name}.png", png)
+    return plots
+
+
+def rules_text() -> list[str]:
+    return RULES
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=True)

