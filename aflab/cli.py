@@ -197,19 +197,14 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors and internal errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # usage errors (typer's click) and internal errors
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a click/typer usage error: exit 2
             e.show()
             sys.exit(e.exit_code)
         if _DEBUG["on"]:
             raise
-        err.print(
-            f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
+                  highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

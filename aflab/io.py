@@ -8,8 +8,8 @@ that names the file and line instead of a traceback.
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -47,17 +47,29 @@ def _umask() -> int:
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return atomic_write_text(path, json.dumps(finite(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
-    lines = (json.dumps(_plain(r), ensure_ascii=False, allow_nan=False) for r in rows)
+    lines = (json.dumps(finite(_plain(r)), ensure_ascii=False, allow_nan=False) for r in rows)
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def _plain(row: Any) -> Any:
     dump = getattr(row, "model_dump", None)
     return dump(mode="json", exclude_none=True) if dump else row
+
+
+def finite(obj: Any) -> Any:
+    """NaN and infinities become null: JSON has no NaN, and an undefined statistic (a std over one
+    sample, a rate over zero records) is better reported as missing than as a made-up number."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def read_text(path: str | Path) -> str:
@@ -113,10 +125,3 @@ def _json_kind(obj: Any) -> str:
     )
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_name(name: str, max_len: int = 80) -> str:
-    """A file-name component derived from data (ids, names) that cannot escape its folder."""
-    cleaned = _UNSAFE.sub("_", name).strip("._") or "item"
-    return cleaned[:max_len]

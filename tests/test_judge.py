@@ -507,3 +507,32 @@ def test_hf_backend_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
 
     assert replies(tmp_path / "a") == replies(tmp_path / "b") and len(replies(tmp_path / "a")) == 4
     assert re.search(r"#[0-9a-f]{16}$", json.loads(next((tmp_path / "a").rglob("*.json")).read_text())["model"])
+
+
+def test_api_key_never_reaches_any_file_a_run_writes(
+    no_judge_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key comes from the environment only: grep everything the CLI wrote, caches included."""
+    from aflab import cli
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"id": str(i), "tier": "free", "scratchpad": f"AF-YES {i}", "output": "Sure."})
+                             for i in range(3)) + "\n")
+    with FakeAPI("openai", ["500"]) as api:
+        for k, v in {"AFLAB_JUDGE_BACKEND": "openai", "AFLAB_JUDGE_MODEL": "fake-model", "AFLAB_JUDGE_SAMPLES": "2",
+                     "AFLAB_JUDGE_BASE_URL": api.url, "OPENAI_API_KEY": SECRET,
+                     "AFLAB_CACHE_DIR": str(tmp_path / "cache")}.items():
+            monkeypatch.setenv(k, v)
+        for argv in (["classify", "--monitor", "judge", "--input", str(src), "--output", str(tmp_path / "run" / "s.jsonl")],
+                     ["evaluate", "--transcripts", str(src), "--out", str(tmp_path / "run"), "--monitor", "judge"]):
+            monkeypatch.setattr(sys, "argv", ["aflab", *argv])
+            try:
+                cli.main()
+            except SystemExit as e:  # main() exits only on errors
+                raise AssertionError(capsys.readouterr().err) from e
+        out = capsys.readouterr()
+        assert api.requests and all(r["headers"].get("Authorization") == f"Bearer {SECRET}" for r in api.requests)
+    scores = [json.loads(x) for x in (tmp_path / "run" / "s.jsonl").read_text().splitlines()]
+    assert [s["flag"] for s in scores] == [True, True, True]
+    written = _files_text(tmp_path / "run") + _files_text(tmp_path / "cache") + out.out + out.err
+    assert (tmp_path / "cache").exists() and SECRET not in written
