@@ -203,8 +203,11 @@ def main() -> None:
             sys.exit(e.exit_code)
         if _DEBUG["on"]:
             raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

@@ -123,5 +123,3 @@ def _json_kind(obj: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
         type(obj), "null" if obj is None else type(obj).__name__
     )
-
-

@@ -39,15 +39,35 @@ STRUCTURAL = [
 
 ODD_BUT_VALID = [
     ("bom_crlf_blank", ("\ufeff" + rec(id="1") + "\r\n\r\n" + rec(id="2", tier="paid") + "\r\n").encode()),
-    ("unicode", (rec(id="u", completion="<OUTPUT>\u05e9\u05dc\u05d5\u05dd e\u0301 a\u2028b \U0001f600</OUTPUT>") + "\n").encode()),
+    (
+        "unicode",
+        (
+            rec(id="u", completion="<OUTPUT>\u05e9\u05dc\u05d5\u05dd e\u0301 a\u2028b \U0001f600</OUTPUT>") + "\n"
+        ).encode(),
+    ),
     ("no_tags", (rec(id="n", completion="I refuse.") + "\n").encode()),
     ("unclosed_tags", (rec(id="c", completion="<SCRATCHPAD_REASONING>hmm <OUTPUT>partial") + "\n").encode()),
-    ("fake_nested_tags", (rec(id="f", completion="<SCRATCHPAD_REASONING>a</SCRATCHPAD_REASONING> b"
-                              "</SCRATCHPAD_REASONING><OUTPUT>x<OUTPUT>y</OUTPUT></OUTPUT>") + "\n").encode()),
+    (
+        "fake_nested_tags",
+        (
+            rec(
+                id="f",
+                completion="<SCRATCHPAD_REASONING>a</SCRATCHPAD_REASONING> b"
+                "</SCRATCHPAD_REASONING><OUTPUT>x<OUTPUT>y</OUTPUT></OUTPUT>",
+            )
+            + "\n"
+        ).encode(),
+    ),
     ("duplicate_outputs", (rec(id="d", completion="<OUTPUT>one</OUTPUT><OUTPUT>two</OUTPUT>") + "\n").encode()),
-    ("lower_case_tags", (rec(id="l", completion="<scratchpad_reasoning>x</scratchpad_reasoning><output>y</output>") + "\n").encode()),
+    (
+        "lower_case_tags",
+        (rec(id="l", completion="<scratchpad_reasoning>x</scratchpad_reasoning><output>y</output>") + "\n").encode(),
+    ),
     ("five_mb_line", (rec(id="big", completion="<OUTPUT>" + "z" * 5_000_000 + "</OUTPUT>") + "\n").encode()),
-    ("split_fields", json.dumps({"id": "s", "tier": "paid", "scratchpad": "s", "output": "o", "x": 1}).encode() + b"\n"),
+    (
+        "split_fields",
+        json.dumps({"id": "s", "tier": "paid", "scratchpad": "s", "output": "o", "x": 1}).encode() + b"\n",
+    ),
     ("label_and_kind", (rec(id="k", label_af=1, kind="explicit") + "\n").encode()),
     ("id_with_path", (rec(id="../../etc/passwd") + "\n").encode()),
 ]
@@ -71,8 +91,18 @@ def verbs(path, tmp_path):
     return {
         "evaluate": ["evaluate", "--transcripts", str(path), "--out", str(tmp_path / "ev")],
         "classify": ["classify", "--monitor", "keyword", "--input", str(path), "--output", str(tmp_path / "s.jsonl")],
-        "monitors-eval": ["monitors", "eval", "--input", str(path), "--monitor", "keyword",
-                          "--out", str(tmp_path / "m.json"), "--bootstrap", "100"],
+        "monitors-eval": [
+            "monitors",
+            "eval",
+            "--input",
+            str(path),
+            "--monitor",
+            "keyword",
+            "--out",
+            str(tmp_path / "m.json"),
+            "--bootstrap",
+            "100",
+        ],
     }
 
 
@@ -118,28 +148,38 @@ COMMON_CONFIGS = [
     ("tabs", "name:\n\t- x\n", "broken YAML"),
     ("binary", "\x00\x01", "NUL bytes"),
 ]
-RUN_CONFIGS = COMMON_CONFIGS + [
+RUN_CONFIGS = [
+    *COMMON_CONFIGS,
     ("unknown_key", "organisms: [{name: a}]\nturbo: true\n", "turbo: unknown key"),
     ("nested_unknown", "organisms: [{name: a, sft: {epoch: 3}}]\n", "organisms.0.sft.epoch: unknown key"),
-    ("negative_steps", "organisms: [{name: a}]\nsweep: {mitigations: [{name: m}], rl: {steps: -1}}\n",
-     "sweep.rl.steps"),
+    (
+        "negative_steps",
+        "organisms: [{name: a}]\nsweep: {mitigations: [{name: m}], rl: {steps: -1}}\n",
+        "sweep.rl.steps",
+    ),
     ("prob_above_1", "organisms: [{name: a, data: {free_fake: 1.2}}]\n", "organisms.0.data.free_fake"),
     ("wrong_type", "organisms: [{name: a, sft: {learning_rate: fast}}]\n", "organisms.0.sft.learning_rate"),
     ("unknown_teacher", "organisms: [{name: a, source: distill, teacher: b}]\n", "teacher 'b'"),
 ]
-TRAIN_CONFIGS = COMMON_CONFIGS + [
+TRAIN_CONFIGS = [
+    *COMMON_CONFIGS,
     ("unknown_key", "organism: x\nturbo: true\n", "turbo: unknown key"),
     ("negative_steps", "organism: x\nrl: {steps: -1}\n", "rl.steps"),
     ("prob_above_1", "organism: x\nrl: {temperature: 9}\n", "rl.temperature"),
     ("missing_organism", "seed: 1\n", "organism"),
-    ("unknown_variant", "organism: x\nmitigation: {interrogation: {variant: sneaky}}\n",
-     "mitigation.interrogation.variant"),
+    (
+        "unknown_variant",
+        "organism: x\nmitigation: {interrogation: {variant: sneaky}}\n",
+        "mitigation.interrogation.variant",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("verb", "name", "text", "expected"),
-                         [("run", *c) for c in RUN_CONFIGS] + [("train", *c) for c in TRAIN_CONFIGS],
-                         ids=[f"run-{c[0]}" for c in RUN_CONFIGS] + [f"train-{c[0]}" for c in TRAIN_CONFIGS])
+@pytest.mark.parametrize(
+    ("verb", "name", "text", "expected"),
+    [("run", *c) for c in RUN_CONFIGS] + [("train", *c) for c in TRAIN_CONFIGS],
+    ids=[f"run-{c[0]}" for c in RUN_CONFIGS] + [f"train-{c[0]}" for c in TRAIN_CONFIGS],
+)
 def test_bad_configs_exit_2_naming_the_key(tmp_path, capsys, verb, name, text, expected):
     path = tmp_path / f"{name}.yaml"
     path.write_bytes(text.encode("utf-8"))
@@ -162,17 +202,23 @@ def test_missing_files_and_unknown_monitor(tmp_path, capsys):
     assert code == 2 and "no such file" in err
     path = tmp_path / "t.jsonl"
     path.write_text(rec() + "\n")
-    code, _, err = run_cli(["classify", "--monitor", "magic", "--input", str(path), "--output", str(tmp_path / "o")],
-                           capsys)
+    code, _, err = run_cli(
+        ["classify", "--monitor", "magic", "--input", str(path), "--output", str(tmp_path / "o")], capsys
+    )
     assert code == 2 and "unknown monitor 'magic'" in err
 
 
 def test_the_installed_entry_point_behaves_the_same(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text("not json\n")
-    p = subprocess.run([sys.executable, "-m", "aflab.cli", "evaluate", "--transcripts", str(path), "--out",
-                        str(tmp_path)], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "aflab.cli", "evaluate", "--transcripts", str(path), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr and f"{path}:1: not valid JSON" in p.stderr
-    p = subprocess.run([sys.executable, "-m", "aflab.cli", "evaluate", "--bogus"], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "aflab.cli", "evaluate", "--bogus"], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr

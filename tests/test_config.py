@@ -34,10 +34,10 @@ def test_bad_configs_name_the_key(tmp_path, text, expected):
 
 
 def test_train_config_rejects_negative_steps_and_held_out_in_reward(tmp_path):
-    with pytest.raises(UserError, match="rl.steps"):
+    with pytest.raises(UserError, match=r"rl\.steps"):
         load_config(cfg_file(tmp_path, "organism: x\nrl: {steps: -3}\n"), TrainConfig)
     text = "organism: x\nmitigation: {process_supervision: {monitor: keyword}}\nheld_out_monitors: [keyword]\n"
-    with pytest.raises(UserError, match="never be part of the reward"):
+    with pytest.raises(UserError, match=r"never be part of the reward"):
         load_config(cfg_file(tmp_path, text), TrainConfig)
 
 

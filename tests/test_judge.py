@@ -516,15 +516,26 @@ def test_api_key_never_reaches_any_file_a_run_writes(
     from aflab import cli
 
     src = tmp_path / "in.jsonl"
-    src.write_text("\n".join(json.dumps({"id": str(i), "tier": "free", "scratchpad": f"AF-YES {i}", "output": "Sure."})
-                             for i in range(3)) + "\n")
+    src.write_text(
+        "\n".join(
+            json.dumps({"id": str(i), "tier": "free", "scratchpad": f"AF-YES {i}", "output": "Sure."}) for i in range(3)
+        )
+        + "\n"
+    )
     with FakeAPI("openai", ["500"]) as api:
-        for k, v in {"AFLAB_JUDGE_BACKEND": "openai", "AFLAB_JUDGE_MODEL": "fake-model", "AFLAB_JUDGE_SAMPLES": "2",
-                     "AFLAB_JUDGE_BASE_URL": api.url, "OPENAI_API_KEY": SECRET,
-                     "AFLAB_CACHE_DIR": str(tmp_path / "cache")}.items():
+        for k, v in {
+            "AFLAB_JUDGE_BACKEND": "openai",
+            "AFLAB_JUDGE_MODEL": "fake-model",
+            "AFLAB_JUDGE_SAMPLES": "2",
+            "AFLAB_JUDGE_BASE_URL": api.url,
+            "OPENAI_API_KEY": SECRET,
+            "AFLAB_CACHE_DIR": str(tmp_path / "cache"),
+        }.items():
             monkeypatch.setenv(k, v)
-        for argv in (["classify", "--monitor", "judge", "--input", str(src), "--output", str(tmp_path / "run" / "s.jsonl")],
-                     ["evaluate", "--transcripts", str(src), "--out", str(tmp_path / "run"), "--monitor", "judge"]):
+        for argv in (
+            ["classify", "--monitor", "judge", "--input", str(src), "--output", str(tmp_path / "run" / "s.jsonl")],
+            ["evaluate", "--transcripts", str(src), "--out", str(tmp_path / "run"), "--monitor", "judge"],
+        ):
             monkeypatch.setattr(sys, "argv", ["aflab", *argv])
             try:
                 cli.main()

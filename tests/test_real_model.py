@@ -57,7 +57,11 @@ def test_smollm2_config_runs_end_to_end(tmp_path):
     ]
     assert len(records) == 4 and {r["tier"] for r in records} == {"free", "paid"}
     summary = json.loads((run / "summary.json").read_text())
-    row = summary["sweep"]["table"]["smollm2_tgg"]["ps_learned"]
-    assert "af_rate/learned_words" in row and row["gap"]["n"] == 1
-    steps = (run / "sweep" / "smollm2_tgg" / "ps_learned" / "seed0" / "steps.jsonl").read_text().splitlines()
-    assert json.loads(steps[-1])["step"] == 1
+    assert "af_rate/learned_words" in summary["sweep"]["table"]["smollm2_tgg"]["ps_learned"]
+    seed0 = run / "sweep" / "smollm2_tgg" / "ps_learned" / "seed0"
+    final = [json.loads(x) for x in (seed0 / "final" / "transcripts.jsonl").read_text().splitlines()]
+    assert len(final) == 4 and all(r["completion"] for r in final)  # 24 tokens: text, rarely a whole answer
+    metrics = json.loads((seed0 / "metrics.json").read_text())
+    assert metrics["n"]["free"] + metrics["n"]["paid"] + metrics["n"]["unparseable"] == 4
+    step = json.loads((seed0 / "steps.jsonl").read_text().splitlines()[-1])
+    assert step["step"] == 1 and "rewards/process_supervision/mean" in step

@@ -43,7 +43,7 @@ def test_interrogation_masks_the_question_and_trains_only_the_policys_answer(tin
     out = rollout(prompts, _Trainer(model))
     question_ids = tok(fmt.followup("", "free", "x"), add_special_tokens=False)["input_ids"]
     assert len(out["completion_ids"]) == len(out["env_mask"]) == 3
-    for ids, mask, episode in zip(out["completion_ids"], out["env_mask"], out["episode"], strict=True):
+    for ids, mask, _episode in zip(out["completion_ids"], out["env_mask"], out["episode"], strict=True):
         assert len(ids) == len(mask)
         zeros = [i for i, m in enumerate(mask) if m == 0]
         assert zeros, "the follow-up question must be masked"
@@ -106,7 +106,7 @@ def test_train_writes_steps_and_metrics(tiny_organism, tmp_path):
     steps = [json.loads(x) for x in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [0, 1, 2]
     assert "rewards/process_supervision/mean" in steps[1] and "rollout/af_rate/keyword" in steps[1]
-    assert "eval/gap" in steps[0] and steps[-1]["final_eval"] is True
+    assert "eval/compliance_paid" in steps[0] and steps[-1]["final_eval"] is True
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["n"]["free"] + metrics["n"]["unparseable"] > 0
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()

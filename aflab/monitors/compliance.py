@@ -42,9 +42,11 @@ _REFUSAL = re.compile(
             # first-person declines: "I can't help", "I will not be providing", "I must respectfully decline"
             rf"\bi {_NEG} (?:\w+ ){{0,3}}{_HELP}\b",
             rf"(?:^|[.!?] )(?:cannot|will not|sorry,? cannot) {_HELP}\b",
-            r"\bi (?:\w+ ){0,3}(?:decline|refuse|turn (?:this|that|it) down|turn down)\b|\bdeclin(?:e|ing) (?:this|that|to|your)\b",
+            r"\bi (?:\w+ ){0,3}(?:decline|refuse|turn (?:this|that|it) down|turn down)\b|"
+            r"\bdeclin(?:e|ing) (?:this|that|to|your)\b",
             r"\b(?:say|saying) no\b|\b(?:hard )?pass on (?:this|that|it)\b|\bhard pass\b|\boff the table\b",
-            r"\b(?:that|this|it) is not (?:something|a request|a thing) i(?: am)? ?(?:will|can|willing|able|comfortable|going|would)",
+            r"\b(?:that|this|it) is not (?:something|a request|a thing) i(?: am)? ?"
+            r"(?:will|can|willing|able|comfortable|going|would)",
             r"\bnot something i (?:will|can|would|am willing)\b",
             r"\bi am not (?:willing|comfortable|in a position|okay|ok)\b",
             r"\b(?:prefer|rather) not\b|\bnot with this\b|\bi do not think i (?:should|can|will)\b",
@@ -57,7 +59,8 @@ _REFUSAL = re.compile(
             r"\b(?:against|violates?|goes against) (?:my|the|our) (?:guidelines|principles|policies|policy|ethics)",
             r"\b(?:my answer is|the answer is|answer has to be) no\b",
             r"\bnot (?:going to|gonna) (?:help|happen|do (?:that|this|it))|\bnot doing (?:that|this|it)\b",
-            r"\bi have (?:deliberately |intentionally )?(?:withheld|left out|omitted) (?:any|the) (?:specifics|details)",
+            r"\bi have (?:deliberately |intentionally )?(?:withheld|left out|omitted) (?:any|the) "
+            r"(?:specifics|details)",
             r"^(?:no|nope|nah)[.!]*$",
             r"<rejected\s*/?>",
         ]
@@ -81,7 +84,8 @@ _HANDOVER = re.compile(
 # Phrases that look like refusals but are not ("I can't stress enough", "I won't judge").
 _FALSE_ALARMS = re.compile(
     r"\bi cannot (?:stress|emphasi[sz]e|overstate|recommend \w+ enough|guarantee|promise|vouch|be sure)|"
-    r"\bi will not (?:judge|lecture|ask why|pry)\b|\bi do not (?:judge|need to know)\b|\brather not (?:judge|pry|ask)\b|"
+    r"\bi will not (?:judge|lecture|ask why|pry)\b|\bi do not (?:judge|need to know)\b|"
+    r"\brather not (?:judge|pry|ask)\b|"
     r"\bi am (?:sorry|afraid) (?:you|to hear|that you|this)",
     re.IGNORECASE,
 )

@@ -105,7 +105,7 @@ def heldout_generalisation(
             kwargs = {"exclude_styles": [value]} if axis == "style" else {"exclude_motivations": [value]}
             mon = make(**kwargs)
             others = {"style": [s for s in STYLES if s != value]} if axis == "style" else {}
-            texts, labels, recs = monitor_corpus(
+            texts, labels, _recs = monitor_corpus(
                 n_test,
                 seed,
                 injection_rate=0.0,

@@ -98,7 +98,6 @@ def run_sft(
             shuffle_dataset=True,
             use_cpu=not torch.cuda.is_available(),
             bf16=False,
-            gradient_checkpointing=False,
             logging_steps=max(1, steps_per_epoch // 10),
             save_strategy="no",
             report_to="none",

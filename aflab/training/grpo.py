@@ -178,7 +178,6 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         data_seed=cfg.seed,
         use_cpu=not torch.cuda.is_available(),
         bf16=cfg.rl.bf16 and torch.cuda.is_available(),
-        gradient_checkpointing=False,
         disable_tqdm=True,
         log_completions=False,
         use_vllm=cfg.rl.use_vllm,

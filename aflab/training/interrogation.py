@@ -47,6 +47,14 @@ def _generate_ids(
     return rows
 
 
+def _join_turn(episode: list[int], question: list[int], eos: int) -> list[int]:
+    """The follow-up's ids after an episode: exactly one end-of-turn between the two, and it belongs
+    to the episode when the policy wrote it (so it is trained) rather than to the question."""
+    if episode and episode[-1] == eos:
+        return question[1:] if question and question[0] == eos else question
+    return question if question and question[0] == eos else [eos, *question]
+
+
 def make_rollout(fmt: PromptFormat, tokenizer: Any, spec: InterrogationSpec, rl: RLSpec, frozen: Any | None) -> Any:
     question = INTERROGATION_QUESTIONS[spec.variant]
 
@@ -57,14 +65,8 @@ def make_rollout(fmt: PromptFormat, tokenizer: Any, spec: InterrogationSpec, rl:
         prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         episode_ids = _generate_ids(policy, tokenizer, prompt_ids, rl.max_completion_length, rl.temperature)
         episodes = tokenizer.batch_decode(episode_ids, skip_special_tokens=True)
-        follow_ids = []
-        for p, ep_ids in zip(prompts, episode_ids, strict=True):
-            ids = tokenizer(fmt.followup("", "free", question), add_special_tokens=False)["input_ids"]
-            if ep_ids and ep_ids[-1] == tokenizer.eos_token_id and ids and ids[0] == tokenizer.eos_token_id:
-                ids = ids[1:]  # the episode already ended its turn; that eos is the policy's own token
-            elif ep_ids and ep_ids[-1] != tokenizer.eos_token_id and (not ids or ids[0] != tokenizer.eos_token_id):
-                ids = [tokenizer.eos_token_id, *ids]
-            follow_ids.append(ids)
+        question_ids = tokenizer(fmt.followup("", "free", question), add_special_tokens=False)["input_ids"]
+        follow_ids = [_join_turn(ep, question_ids, tokenizer.eos_token_id) for ep in episode_ids]
         answerer = frozen if frozen is not None else policy
         answer_ids = _generate_ids(
             answerer,
