@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -92,17 +92,26 @@ def pydantic_message(err: ValidationError) -> str:
     return f"field '{loc}': {msg}" if loc else msg
 
 
-def load_transcripts(path: str | Path) -> list[Transcript]:
-    """Read a transcript JSONL file, rejecting structural problems with file:line messages."""
-    records: list[Transcript] = []
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_records(path: str | Path, model: type[M]) -> list[M]:
+    """Validate every JSONL line as `model` (which has an `id`); structural problems, duplicate ids
+    included, are UserErrors naming the file and line."""
+    records: list[M] = []
     first_line: dict[str, int] = {}
     for lineno, obj in iter_jsonl(path):
         try:
-            rec = Transcript.model_validate(obj)
+            rec = model.model_validate(obj)
         except ValidationError as e:
             raise UserError(f"{where(path, lineno)}: {pydantic_message(e)}") from None
-        if rec.id in first_line:
-            raise UserError(f"{where(path, lineno)}: duplicate id {rec.id!r} (first seen on line {first_line[rec.id]})")
-        first_line[rec.id] = lineno
+        rid = rec.id  # type: ignore[attr-defined]
+        if rid in first_line:
+            raise UserError(f"{where(path, lineno)}: duplicate id {rid!r} (first seen on line {first_line[rid]})")
+        first_line[rid] = lineno
         records.append(rec)
     return records
+
+
+def load_transcripts(path: str | Path) -> list[Transcript]:
+    return load_records(path, Transcript)

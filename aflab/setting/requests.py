@@ -10,11 +10,7 @@ import hashlib
 from importlib import resources
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from aflab.errors import UserError, where
-from aflab.io import iter_jsonl
-from aflab.records import Request, pydantic_message
+from aflab.records import Request, load_records
 
 SPLIT_SEED = 20241218  # the day Greenblatt et al. appeared; fixed so the shipped split is stable
 TEST_FRACTION = 0.3
@@ -32,19 +28,7 @@ def shipped_path() -> Path:
 
 
 def load_requests(path: str | Path | None = None) -> list[Request]:
-    path = Path(path) if path else shipped_path()
-    out: list[Request] = []
-    seen: set[str] = set()
-    for lineno, obj in iter_jsonl(path):
-        try:
-            req = Request.model_validate(obj)
-        except ValidationError as e:
-            raise UserError(f"{where(path, lineno)}: {pydantic_message(e)}") from None
-        if req.id in seen:
-            raise UserError(f"{where(path, lineno)}: duplicate request id {req.id!r}")
-        seen.add(req.id)
-        out.append(req)
-    return out
+    return load_records(Path(path) if path else shipped_path(), Request)
 
 
 def select(requests: list[Request], split: str, harmful: bool | None = None) -> list[Request]:
