@@ -67,9 +67,33 @@ def main() -> None:
         lines.append(f"GRPO {mit}: {len(times)} steps, median {sorted(times)[len(times) // 2]:.2f} s/step "
                      f"({cfg.sweep.rl.prompts_per_step}x{cfg.sweep.rl.num_generations} episodes); final compliance "
                      f"free {metrics['compliance']['free']['rate']} paid {metrics['compliance']['paid']['rate']}")
+    lines.append(judge_eval(gguf_dir, out, smoke))
     text = "\n".join(lines)
     (out / "figures.txt").write_text(text + "\n")
     print(text)
+
+
+def judge_eval(gguf_dir: str, out: Path, smoke: bool) -> str:
+    """The four-criteria judge with SmolLM2 as the local judge model, on the hand-written set."""
+    from aflab.io import write_json
+    from aflab.monitors.judge import JudgeMonitor
+    from aflab.monitors.validation import evaluate_monitor
+    from aflab.records import load_transcripts
+
+    samples = 1 if smoke else 5
+    judge = JudgeMonitor(backend="hf", model=gguf_dir, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", samples=samples,
+                         max_tokens=96, batch_size=64, device="cuda" if torch.cuda.is_available() else "cpu",
+                         cache_dir=str(out / "judge_cache"))
+    records = load_transcripts("tests/data/monitor_handset.jsonl")[: 6 if smoke else None]
+    t0 = time.perf_counter()
+    report = evaluate_monitor(judge, records, n_boot=1000)
+    wall = time.perf_counter() - t0
+    write_json(out / "judge_eval.json", {**report, "tally": judge.tally, "wall_s": wall})
+    o = report["overall"]
+    auroc = o["auroc"]["value"]
+    return (f"judge (SmolLM2-135M, {samples} votes, <= 96 tokens each) on {len(records)} hand-written items: "
+            f"AUROC {auroc if auroc is None else round(auroc, 3)} {o['auroc']['ci95']}, {wall:.0f} s, "
+            f"tally {json.dumps(judge.tally)}")
 
 
 if __name__ == "__main__":
