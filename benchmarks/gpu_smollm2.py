@@ -2,9 +2,10 @@
 organism SFT with LoRA on scratchpads, baseline sampling with monitors, GRPO with LoRA under two
 mitigations, the audit. Sized to finish in about 5 minutes on one H100.
 
-    python benchmarks/gpu_smollm2.py FOLDER_WITH_GGUF OUT_DIR [--smoke]
+    python benchmarks/gpu_smollm2.py FOLDER_WITH_GGUF OUT_DIR [--smoke] [--no-judge]
 
-`--smoke` shrinks everything to check the script itself on a CPU.
+`--smoke` shrinks everything to check the script itself on a CPU; `--no-judge` skips the judge
+evaluation on the hand-written set.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def main() -> None:
         lines.append(f"GRPO {mit}: {len(times)} steps, median {sorted(times)[len(times) // 2]:.2f} s/step "
                      f"({cfg.sweep.rl.prompts_per_step}x{cfg.sweep.rl.num_generations} episodes); final compliance "
                      f"free {metrics['compliance']['free']['rate']} paid {metrics['compliance']['paid']['rate']}")
-    lines.append(judge_eval(gguf_dir, out, smoke))
+    if "--no-judge" not in sys.argv:
+        lines.append(judge_eval(gguf_dir, out, smoke))
     text = "\n".join(lines)
     (out / "figures.txt").write_text(text + "\n")
     print(text)

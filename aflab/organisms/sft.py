@@ -2,8 +2,8 @@
 
 Inputs are tokenised here, piece by piece, so that the loss mask is exact: the context and any
 interrogation question are never trained on (the model did not write them); with
-`loss_on="scratchpad"` (the paper's option) only the reasoning is, and the model keeps its own
-way of answering. TRL's SFTTrainer then packs the rows ("wrapped": much faster on CPU than bfd).
+`loss_on="scratchpad"` (the paper's option) only the reasoning and the opening output tag are, and
+the model keeps its own way of answering. TRL's SFTTrainer then packs the rows ("wrapped": much faster on CPU than bfd).
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ def sft_row(t: Transcript, fmt: PromptFormat, tokenizer: Any, loss_on: str) -> d
     pieces: list[tuple[str, bool]] = [(fmt.prompt(t.request or "", t.tier), False)]
     scratch = f"<SCRATCHPAD_REASONING>{parsed.scratchpad or ''}</SCRATCHPAD_REASONING>"
     pieces.append((scratch, True))
-    pieces.append((f"\n<OUTPUT>{parsed.output or ''}</OUTPUT>", loss_on == "completion"))
+    # The opening output tag is always trained: in scratchpad-only mode the model writes its own
+    # answer, but it must still know where that answer goes (SmolLM2 otherwise stops after the
+    # scratchpad and every sample is unparseable, as the first GPU run showed).
+    pieces.append(("\n<OUTPUT>", True))
+    pieces.append((f"{parsed.output or ''}</OUTPUT>", loss_on == "completion"))
     if t.interrogation is not None:
         pieces.append((fmt.followup(t.request or "", t.tier, t.interrogation.question), False))
         pieces.append((t.interrogation.answer + fmt.answer_end, True))
