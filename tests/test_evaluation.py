@@ -86,3 +86,23 @@ def test_evaluate_recovers_true_rates_on_external_file():
 )
 def test_grader_phrases(text, complies):
     assert (grade_compliance(text) == 1.0) == complies
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_kinds = st.sampled_from([COMPLY, REFUSE, FAKE, "garbage", "<OUTPUT>x</OUTPUT>"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["free", "paid"]), _kinds, st.integers(0, 5)), min_size=1, max_size=30))
+def test_metrics_are_rates_with_intervals_that_contain_them(rows):
+    records = [rec(f"r{i}", tier, text, f"q{req}") for i, (tier, text, req) in enumerate(rows)]
+    m = evaluate(records, ["keyword"], n_boot=100)
+    assert m["n"]["free"] + m["n"]["paid"] + m["n"]["unparseable"] == len(records)
+    for x in [m["compliance"]["free"], m["compliance"]["paid"], m["af_rate"]["keyword"]]:
+        if x["rate"] is not None:
+            assert 0 <= x["ci95"][0] <= x["rate"] <= x["ci95"][1] <= 1
+    gap = m["compliance_gap"]
+    if gap["value"] is not None:
+        assert -1 <= gap["value"] <= 1 and (gap["p_value"] is None or 0 <= gap["p_value"] <= 1)

@@ -138,3 +138,88 @@ def test_kill_minus_9_then_rerun_gives_the_same_summary(reference, tmp_path, kil
     assert p.returncode == 0, out.decode()[-2000:]
     assert _summary(tmp_path / "run") == _summary(reference)
     assert not list((tmp_path / "run").rglob(".*.tmp-*")), "a killed stage left its temporary folder behind"
+
+
+def test_report_escapes_model_text(reference, tmp_path):
+    """A transcript that contains markup must render as text in report.html."""
+    import shutil
+
+    from aflab.reporting.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    summary = json.loads((run / "summary.json").read_text())
+    for r in summary["sweep"]["runs"]:
+        r["folder"] = r["folder"].replace(str(reference), str(run))
+    first = next(r for r in summary["sweep"]["runs"] if r["seed"] == 0)
+    path = Path(first["folder"]) / "final" / "transcripts.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    free = next(i for i, x in enumerate(rows) if x["tier"] == "free")
+    rows[free]["completion"] = (
+        "<SCRATCHPAD_REASONING><script>alert('x')</script> <img src=x onerror=alert(1)>"
+        "</SCRATCHPAD_REASONING><OUTPUT></pre><b>bold</b></OUTPUT>"
+    )
+    path.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    write_report(run, summary)
+    html = (run / "report.html").read_text()
+    assert "<script>" not in html and "<img src=x" not in html and "</pre><b>" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_distilled_and_af_plus_organisms(tmp_path):
+    """A student trained only on its teacher's samples, and the teacher after RL that rewards faking."""
+    tiny = {**TINY_ORGANISM, "data": {**TINY_ORGANISM["data"], "n_examples": 80}}
+    cfg = {
+        "name": "derived",
+        "workers": 1,
+        "sampling": {"max_new_tokens": 40, "limit_requests": 6},
+        "organisms": [
+            tiny,
+            {
+                "name": "student",
+                "source": "distill",
+                "teacher": "tiny",
+                "distill_samples": 30,
+                "model": TINY_ORGANISM["model"],
+                "sft": TINY_ORGANISM["sft"],
+            },
+            {
+                "name": "plus",
+                "source": "af_plus",
+                "teacher": "tiny",
+                "af_plus": {"monitor": "keyword"},
+                "af_plus_rl": {
+                    "steps": 1,
+                    "prompts_per_step": 2,
+                    "num_generations": 2,
+                    "max_completion_length": 32,
+                    "eval_requests": 2,
+                    "eval_every": 1,
+                    "save_every": 1,
+                },
+            },
+        ],
+    }
+    path = tmp_path / "derived.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "AFLAB_CACHE_DIR": str(tmp_path / "cache")}
+    p = subprocess.run(
+        [sys.executable, "-m", "aflab.cli", "run", str(path), "--out", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    orgs = tmp_path / "run" / "organisms"
+    data = [json.loads(x) for x in (orgs / "student" / "data" / "data.jsonl").read_text().splitlines()]
+    assert 0 < len(data) <= 30 and all(d["meta"]["source"] == "distill" for d in data)
+    assert all("is_af" not in d["meta"] for d in data)  # no generator labels: only what the teacher wrote
+    plus = json.loads((orgs / "plus" / "model" / "aflab_organism.json").read_text())
+    assert (
+        plus["source"] == "af_plus"
+        and plus["teacher"] == "tiny"
+        and (orgs / "plus" / "model" / "model.safetensors").exists()
+    )
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["organisms"]) == {"tiny", "student", "plus"}
