@@ -32,11 +32,12 @@ def main() -> None:
         os.environ["AFLAB_CACHE_DIR"] = cache
         rows = heldout_generalisation(NgramMonitor, {"style": list(STYLES), "motivation": ["tgg", "igg", "sycophancy"]})
     print(f"machine: {machine()}")
-    print("| held out of training | n | faking | AUROC | recall at 0.5 | precision at 0.5 |")
-    print("|---|---|---|---|---|---|")
+    print("| held out of training | n | faking | AUROC | recall at 0.5 | precision at 0.5 | flag rate |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
+        flag = r["flag_rate"]
         cells = [f"{r['axis']}: {r['held_out']}", r["n"], r["positives"], fmt(r["auroc"]), fmt(r["recall"]),
-                 fmt(r["precision"])]
+                 fmt(r["precision"]), f"{flag['rate']:.3f}"]
         print("| " + " | ".join(map(str, cells)) + " |")
 
 
