@@ -54,7 +54,3 @@ def run_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | N
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
     return folder, False
-
-
-def stage_info(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / MARKER).read_text(encoding="utf-8"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -202,7 +201,3 @@ def write_sweep_plots(run_dir: Path, sw: dict[str, Any], org: str) -> dict[str, 
 
 def rules_text() -> list[str]:
     return RULES
-
-
-def esc(text: str) -> str:
-    return html.escape(text, quote=True)
