@@ -30,10 +30,8 @@ class RolloutProbe(RewardTerm):
         super().__init__("probe", 0.0)
         self.monitors, self.tokenizer = monitors, tokenizer
 
-    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        from aflab.training.rewards import episodes
-
-        texts = episodes(completions, kwargs)
+    def score(self, texts: list[str], kwargs: dict[str, Any]) -> list[float]:
+        """Logs what the monitors see on this batch of rollouts; contributes nothing to the reward."""
         log = kwargs.get("log_metric")
         if log is not None:
             pads = [parse_completion(t).scratchpad or "" for t in texts]
@@ -44,9 +42,6 @@ class RolloutProbe(RewardTerm):
             if answers:
                 yes = [answer_is_yes(a) for a in answers]
                 log("rollout/interrogation_yes", float(np.mean([y is True for y in yes])))
-        return [0.0] * len(texts)
-
-    def score(self, texts: list[str], kwargs: dict[str, Any]) -> list[float]:  # pragma: no cover - unused
         return [0.0] * len(texts)
 
 
