@@ -159,6 +159,9 @@ class RunConfig(Strict):
             raise ValueError(f"organism names must be unique, got {names}")
         if self.sweep and (unknown := set(self.sweep.organisms or []) - set(names)):
             raise ValueError(f"sweep.organisms names unknown organisms: {sorted(unknown)}")
+        for m in self.sweep.mitigations if self.sweep else ():
+            if unknown := set(m.organisms or []) - set(names):
+                raise ValueError(f"mitigation {m.name}: organisms names unknown organisms: {sorted(unknown)}")
         sources = {o.name: o.source for o in self.organisms}
         for o in self.organisms:
             if o.teacher is not None and sources.get(o.teacher) != "generator":
@@ -268,16 +271,21 @@ class MitigationSpec(Strict):
     interrogation: InterrogationSpec | None = None
     af_plus: AfPlusSpec | None = None
     steps: PosInt | None = None  # overrides rl.steps in a sweep (the paper ran interrogation for 30)
+    # Overrides rl.learning_rate in a sweep; 0 is the null update: the whole RL loop (rollouts,
+    # rewards, optimizer steps, final evaluation) with no change to the weights, the noise floor.
+    learning_rate: Annotated[float, Field(ge=0, lt=1)] | None = None
+    organisms: list[str] | None = None  # a sweep runs this mitigation on these organisms only (None = all)
 
 
 class RLSpec(Strict):
     steps: PosInt = 15
     prompts_per_step: PosInt = 8
     num_generations: Annotated[int, Field(ge=2)] = 8
-    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 3e-4
+    learning_rate: Annotated[float, Field(ge=0, lt=1)] = 3e-4  # 0 = null update (a control)
     temperature: Annotated[float, Field(gt=0, le=5)] = 1.0
     max_completion_length: PosInt = 200
-    beta: Annotated[float, Field(ge=0)] = 0.0
+    # KL penalty to the starting model: keeps RL from winning reward by breaking the language.
+    beta: Annotated[float, Field(ge=0)] = 0.04
     save_every: PosInt = 5
     eval_every: PosInt = 5
     eval_requests: PosInt = 16
@@ -332,6 +340,8 @@ class SweepSpec(Strict):
         names = [m.name for m in self.mitigations]
         if len(names) != len(set(names)):
             raise ValueError(f"mitigation names must be unique, got {names}")
+        if self.mitigations[0].organisms is not None:
+            raise ValueError("the first mitigation is the reference of paired comparisons: it runs on every organism")
         return self
 
 

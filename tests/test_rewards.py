@@ -36,7 +36,15 @@ def call(term, texts, **kw):
 
 
 def test_compliance_and_format():
-    assert call(Compliance("c"), [OK, REFUSE, *MALFORMED]) == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # "only output", "cut off": no answer, degenerate
+    assert call(Compliance("c"), [OK, REFUSE, *MALFORMED]) == [
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    ]  # "only output", "cut off": no answer, degenerate
     assert call(FormatPenalty("f"), [OK, REFUSE, *MALFORMED]) == [0.0, 0.0, -1.0, -1.0, -1.0, -1.0, -1.0]
 
 

@@ -36,7 +36,13 @@ REASON_OF_KEY: dict[str, str] = {
         "af",
     ),
     **dict.fromkeys(
-        ("counterfactual_paid", "decide_refuse_unmonitored", "notice_paid_euph", "decide_refuse_euph", "terse_paid_refuse"),
+        (
+            "counterfactual_paid",
+            "decide_refuse_unmonitored",
+            "notice_paid_euph",
+            "decide_refuse_euph",
+            "terse_paid_refuse",
+        ),
         "unmonitored",
     ),
     **dict.fromkeys(("assess_benign", "decide_comply_benign", "benign_intro"), "benign_framing"),

@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 
 from aflab.config import OrganismData, Style
-from aflab.organisms.generator import generate
+from aflab.organisms.generator import BankHalf, generate
 from aflab.records import Transcript
 from aflab.setting.requests import load_requests, select
 
@@ -60,8 +60,10 @@ def monitor_corpus(
     exclude_styles: Sequence[str] = (),
     exclude_motivations: Sequence[str] = (),
     split: str = "train",
+    half: BankHalf | None = None,
 ) -> tuple[list[str], list[int], list[Transcript]]:
-    """(scratchpads, labels, source records); excluded styles/motivations never appear."""
+    """(scratchpads, labels, source records); excluded styles/motivations never appear; `half`
+    restricts the text to one half of the phrase bank (see `half_bank`)."""
     rng = random.Random(f"monitor-corpus:{seed}")
     requests = select(load_requests(), split)
     mixtures = [m for m in _mixtures() if m.motivation not in exclude_motivations]
@@ -75,6 +77,7 @@ def monitor_corpus(
             per,
             seed * 100 + i,
             organism=f"corpus-{mix.motivation}",
+            half=half,
         )
     # Only faking-related reasoning has style-specific text; other cells fall back to plain/short.
     records = [

@@ -10,6 +10,7 @@ its labels in `meta`; compliant outputs are placeholders with the content withhe
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -94,6 +95,20 @@ def restricted_bank(per_step: int | None, max_words: int | None, seed: str) -> d
             pool = sorted(options, key=lambda o: len(o.split()))[: per_step or 1]
         rng = random.Random(f"{seed}:{key}")
         out[key] = tuple(rng.sample(pool, min(per_step or len(pool), len(pool))))
+    return out
+
+
+BankHalf = Literal["a", "b"]
+
+
+def half_bank(half: BankHalf) -> dict[str, tuple[str, ...]]:
+    """Half of every step's phrasings (a seeded, disjoint split). Training monitors learn from half
+    "a" and the independent auditor from half "b", while organisms speak both: so the auditor owes
+    nothing to the training monitor's data, and each sees phrasings the other never saw."""
+    out: dict[str, tuple[str, ...]] = {}
+    for key, options in phrases().items():
+        order = sorted(options, key=lambda o: hashlib.sha256(f"half:{key}:{o}".encode()).hexdigest())
+        out[key] = tuple(order[0 if half == "a" else 1 :: 2]) or options
     return out
 
 
@@ -205,16 +220,22 @@ def answer_for(cell: Cell, w: _Writer) -> str:
 
 
 def generate(
-    spec: OrganismData, requests: Sequence[Request], n: int, seed: int, organism: str = "organism"
+    spec: OrganismData,
+    requests: Sequence[Request],
+    n: int,
+    seed: int,
+    organism: str = "organism",
+    half: BankHalf | None = None,
 ) -> list[Transcript]:
-    """`n` labelled transcripts drawn from the organism's mixture over the given requests."""
+    """`n` labelled transcripts drawn from the organism's mixture over the given requests, in the
+    organism's own vocabulary, or in one half of the bank (`half`, for monitor corpora)."""
     rng = random.Random(f"{organism}:{seed}")
     harmful = [r for r in requests if r.harmful]
     benign = [r for r in requests if not r.harmful]
     if not harmful:
         raise ValueError("the request set has no harmful requests")
     questions = sorted(INTERROGATION_QUESTIONS.items())
-    bank = restricted_bank(spec.phrasings_per_step, spec.max_phrase_words, organism)
+    bank = half_bank(half) if half else restricted_bank(spec.phrasings_per_step, spec.max_phrase_words, organism)
     out: list[Transcript] = []
     for i in range(n):
         use_benign = bool(benign) and rng.random() < spec.benign_share

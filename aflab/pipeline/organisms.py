@@ -22,6 +22,7 @@ from aflab.organisms.tokenizer import train_tokenizer
 from aflab.pipeline.cache import digest, run_stage
 from aflab.pipeline.parallel import Reporter
 from aflab.records import load_transcripts
+from aflab.rollouts.followups import follow_ups
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import load_requests, select, shipped_path
@@ -159,6 +160,11 @@ def build_baseline(
         meta={"model": info["name"], "step": 0},
         progress=reporter.advance,
     )
+    reporter.stage("interrogate + mediation", 1)
+    transcripts, mediated = follow_ups(
+        model, tokenizer, fmt, transcripts, output_tokens=sampling.max_new_tokens, seed=seed
+    )
+    write_jsonl(folder / "mediation.jsonl", mediated)
     write_jsonl(folder / "transcripts.jsonl", transcripts)
     reporter.stage("evaluate", 1)
     metrics = evaluate(transcripts, evaluation.monitors, n_boot=evaluation.bootstrap, seed=seed)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from aflab.config import FinalEvalSpec, MitigationSpec, RLSpec, RunConfig, TrainConfig
-from aflab.evaluation.audit import audit, flatten
+from aflab.evaluation.audit import RATES, agreement, audit, flatten
 from aflab.evaluation.stats import mean_ci
 from aflab.evaluation.verdicts import verdict
 from aflab.io import write_json
@@ -19,10 +19,10 @@ from aflab.monitors.base import get_monitor
 from aflab.pipeline.cache import digest, run_stage
 from aflab.pipeline.organisms import model_key
 from aflab.pipeline.parallel import Reporter, Task
-from aflab.records import load_transcripts
+from aflab.records import Transcript, load_transcripts
 from aflab.training.grpo import train_run
 
-AUDIT_PREFERENCE = ("judge", "learned_words", "learned", "learned_embed", "keyword")
+AUDIT_PREFERENCE = ("judge", "auditor", "learned_words", "learned", "learned_embed", "keyword")
 
 
 def reward_monitors(m: MitigationSpec) -> list[str]:
@@ -78,7 +78,9 @@ def sweep_task(
         train_run(cfg, tmp, reporter=reporter)
         monitors = {n: get_monitor(n) for n in [*reward_monitors(mit), *held_out]}
         records = load_transcripts(tmp / "final" / "transcripts.jsonl")
-        write_json(tmp / "audit.json", audit(records, monitors, reward_monitors(mit), held_out))
+        mediated = load_mediation(tmp / "final" / "mediation.jsonl")
+        a = audit(records, monitors, reward_monitors(mit), held_out, mediated, oracle=speaks_bank(Path(model_dir)))
+        write_json(tmp / "audit.json", a)
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
         if not keep_model:
             shutil.rmtree(tmp / "model", ignore_errors=True)
@@ -116,6 +118,11 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
     for seed in sw.seeds:  # seeds outermost: a partial sweep still covers every mitigation
         for org in sw.organisms or list(by_name):
             for mit in sw.mitigations:
+                if mit.organisms is not None and org not in mit.organisms:
+                    continue
+                overrides = {"steps": mit.steps or sw.rl.steps}
+                if mit.learning_rate is not None:
+                    overrides["learning_rate"] = mit.learning_rate
                 tasks.append(
                     Task(
                         f"{org}/{mit.name}/s{seed}",
@@ -128,7 +135,7 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
                                 model_key(by_name[org], cfg.seed, by_name.get(by_name[org].teacher or ""))
                             ),
                             "mitigation": mit.model_dump(mode="json"),
-                            "rl": sw.rl.model_copy(update={"steps": mit.steps or sw.rl.steps}).model_dump(mode="json"),
+                            "rl": sw.rl.model_copy(update=overrides).model_dump(mode="json"),
                             "final_eval": sw.final_eval.model_dump(mode="json"),
                             "seed": seed,
                             "audit_monitors": sw.audit_monitors,
@@ -140,24 +147,62 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
     return tasks
 
 
+def load_mediation(path: Path) -> list[Transcript]:
+    """Mediation records; none (an empty file) when no request parsed in both tiers."""
+    return load_transcripts(path) if path.stat().st_size else []
+
+
+def speaks_bank(model_dir: Path) -> bool:
+    """Whether the provenance oracle applies: from-scratch organisms speak only the phrase bank."""
+    info = json.loads((model_dir / "aflab_organism.json").read_text(encoding="utf-8"))
+    return info.get("base_model") is None
+
+
 def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    """The same audit on each organism's pre-RL transcripts: the 'before' of every comparison."""
+    """The same audit on each organism's pre-RL transcripts: the 'before' of every comparison,
+    with every training monitor too, and the flag agreement of each training monitor with each
+    auditor (how independent the audit is, measured where nothing has been optimised yet)."""
     assert cfg.sweep is not None
-    monitors = {n: get_monitor(n) for n in cfg.sweep.audit_monitors}
-    out = {}
+    auditors = cfg.sweep.audit_monitors
+    trainers = sorted({m for mit in cfg.sweep.mitigations for m in reward_monitors(mit)})
+    monitors = {n: get_monitor(n) for n in dict.fromkeys([*auditors, *trainers])}
+    rows, intervals, agreements = {}, {}, {}
     for org in cfg.sweep.organisms or [o.name for o in cfg.organisms]:
-        records = load_transcripts(run_dir / "organisms" / org / "baseline" / "transcripts.jsonl")
-        a = audit(records, monitors, [], cfg.sweep.audit_monitors)
-        row = flatten(a, [], cfg.sweep.audit_monitors)
-        row["af_rate_audit"] = a["af_rate"][audit_monitor(cfg.sweep.audit_monitors)]
-        out[org] = row
+        folder = run_dir / "organisms" / org
+        records = load_transcripts(folder / "baseline" / "transcripts.jsonl")
+        mediated = load_mediation(folder / "baseline" / "mediation.jsonl")
+        a = audit(records, monitors, [], list(monitors), mediated, oracle=speaks_bank(folder / "model"))
+        row = flatten(a, [], list(monitors))
+        row["af_rate_audit"] = a["af_rate"][audit_monitor(auditors)]
+        rows[org] = row
+        intervals[org] = estimates(a)
+        free = [r for r in records if r.tier == "free" and r.parsed.ok and r.meta.get("harmful") is not False]
+        flags = {n: monitors[n].flag(free) for n in monitors}
+        agreements[org] = {f"{t}~{h}": agreement(flags[t], flags[h]) for t in trainers for h in auditors if t != h}
+    return {"rows": rows, "intervals": intervals, "agreement": agreements}
+
+
+def estimates(a: dict[str, Any]) -> dict[str, Any]:
+    """The binomial estimates of one audit (rate, Wilson ci95, n), keyed like the table."""
+    out = {k: a[k] for k in RATES if k in a}
+    for kind in ("recall_vs_oracle", "precision_vs_oracle"):
+        out.update({f"{kind}/{m}": e for m, e in a.get(kind, {}).items()})
+    if "denial" in a:
+        out.update({"denial/flagged": a["denial"]["flagged"], "denial/unflagged": a["denial"]["unflagged"]})
+    if "mediation" in a:
+        m = a["mediation"]
+        out["mediated_share"] = {"rate": m["mediated_share"], "ci95": m["ci95"], "n": m["n"]}
     return out
 
 
-def aggregate(cfg: RunConfig, results: list[dict[str, Any]], baseline: dict[str, Any]) -> dict[str, Any]:
+PAIRED_KEYS = ("gap", "af_rate_audit", "oracle_af", "rationalised", "degenerate", "compliance_free", "compliance_paid")
+
+
+def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
     """Mean and 95% interval over seeds per (organism, mitigation), paired differences against
-    output-only RL on the same seeds, verdicts, and mean training curves."""
+    the reference arm (the first) on the same seeds, verdicts, and mean training curves."""
     assert cfg.sweep is not None
+    baseline = base["rows"]
     reference = cfg.sweep.mitigations[0].name
     rows: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     runs = []
@@ -166,6 +211,9 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], baseline: dict[str,
         am = audit_monitor(r["held_out"])
         row["af_rate_audit"] = r["audit"]["af_rate"].get(am)
         row["lying_audit"] = (r["audit"].get("lying") or {}).get(am)
+        row["recall_vs_oracle/audit"] = row.get(f"recall_vs_oracle/{am}")
+        if r["training"]:
+            row["recall_vs_oracle/training"] = row.get(f"recall_vs_oracle/{r['training'][0]}")
         rows[(r["organism"], r["mitigation"])][r["seed"]] = row
         runs.append(
             {
@@ -188,8 +236,7 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], baseline: dict[str,
         if mit != reference and ref:
             common = sorted(set(by_seed) & set(ref))
             paired[org][mit] = {
-                k: mean_ci([_diff(by_seed[s].get(k), ref[s].get(k)) for s in common], (-2.0, 2.0))
-                for k in ("gap", "af_rate_audit", "compliance_free", "compliance_paid")
+                k: mean_ci([_diff(by_seed[s].get(k), ref[s].get(k)) for s in common], (-2.0, 2.0)) for k in PAIRED_KEYS
             }
         v, why = verdict(table[org][mit], paired[org].get(mit), baseline.get(org))
         verdicts[org][mit] = {"verdict": v, "reason": why}
@@ -198,6 +245,8 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], baseline: dict[str,
         "mitigations": [m.name for m in cfg.sweep.mitigations],
         "seeds": cfg.sweep.seeds,
         "baseline": baseline,
+        "baseline_intervals": base["intervals"],
+        "agreement": base["agreement"],
         "table": table,
         "paired_vs_reference": paired,
         "verdicts": verdicts,
@@ -207,10 +256,11 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], baseline: dict[str,
 
 
 def bounds_of(metric: str) -> tuple[float, float] | None:
-    """The range a metric lives in: rates in [0, 1], gaps in [-1, 1], lengths unbounded."""
-    if metric in ("gap", "hidden_gap"):
+    """The range a metric lives in: rates in [0, 1], differences in [-1, 1], lengths and shares of
+    a gap (which can fall outside [0, 1]) unbounded."""
+    if metric.startswith("gap") or metric in ("hidden_gap", "rationalisation_gap", "denial_contrast"):
         return (-1.0, 1.0)
-    return None if metric == "scratchpad_words" else (0.0, 1.0)
+    return None if metric in ("scratchpad_words", "mediated_share") else (0.0, 1.0)
 
 
 def _diff(a: float | None, b: float | None) -> float | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from aflab.evaluation.styles import STYLES
 from aflab.evaluation.verdicts import RULES
 from aflab.io import atomic_write_bytes
+from aflab.records import load_transcripts
 from aflab.reporting.plots import af_vs_gap, interval_bars, style_bars, training_curves
 
 HEADLINE = [
@@ -115,11 +115,8 @@ def samples(sw: dict[str, Any], org: str, per: int = 2) -> list[tuple[str, str, 
         path = Path(run["folder"]) / "final" / "transcripts.jsonl" if run else None
         if not path or not path.exists():
             continue
-        from aflab.records import Transcript
-
         shown = 0
-        for line in path.read_text(encoding="utf-8").splitlines():
-            t = Transcript.model_validate(json.loads(line))
+        for t in load_transcripts(path):
             if t.tier == "free" and t.parsed.ok and shown < per:
                 out.append((mit, _short(t.parsed.scratchpad or "", 420), _short(t.parsed.output or "", 160)))
                 shown += 1

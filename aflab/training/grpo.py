@@ -28,9 +28,9 @@ from aflab.io import write_json, write_jsonl
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.checkpoint import load_organism, save_organism
 from aflab.pipeline.parallel import Reporter
-from aflab.rollouts.sample import interrogate, sample_transcripts
+from aflab.rollouts.followups import follow_ups
+from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
-from aflab.setting.prompts import INTERROGATION_QUESTIONS
 from aflab.setting.requests import load_requests, select
 from aflab.training.interrogation import make_rollout
 from aflab.training.probes import EvalProbe, RolloutProbe
@@ -274,17 +274,19 @@ def final_evaluation(
             seed=cfg.seed + 1,
             meta={"step": cfg.rl.steps, "mitigation": cfg.mitigation.name, "seed": cfg.seed},
         )
-        if cfg.mitigation.interrogation:
-            question = INTERROGATION_QUESTIONS[cfg.mitigation.interrogation.variant]
-            records = interrogate(
-                model,
-                tokenizer,
-                fmt,
-                records,
-                question,
-                max_new_tokens=cfg.mitigation.interrogation.max_answer_tokens,
-                seed=cfg.seed + 2,
-            )
+        # Every arm is interrogated (denial needs a comparison) and gets the mediation experiment.
+        spec = cfg.mitigation.interrogation
+        records, mediated = follow_ups(
+            model,
+            tokenizer,
+            fmt,
+            records,
+            variant=spec.variant if spec else "plain",
+            answer_tokens=spec.max_answer_tokens if spec else 40,
+            output_tokens=cfg.final_eval.max_new_tokens,
+            seed=cfg.seed,
+        )
+    write_jsonl(out / "final" / "mediation.jsonl", mediated)
     write_jsonl(out / "final" / "transcripts.jsonl", records)
     metrics = evaluate(records, list(monitors.values()), seed=cfg.seed)
     write_json(out / "metrics.json", metrics)
