@@ -142,7 +142,8 @@ def report(
     try:
         section = readme_section(summary, run_dir.as_posix())
     except KeyError as e:
-        raise UserError(f"{run_dir / 'summary.json'}: key {e.args[0]!r} missing (not written by `aflab run`?)") from None
+        path = run_dir / "summary.json"
+        raise UserError(f"{path}: key {e.args[0]!r} missing (not written by `aflab run`?)") from None
     if into is None:
         typer.echo(section, nl=False)
     else:

@@ -228,7 +228,8 @@ def readme_section(summary: dict[str, Any], source: str) -> str:
             md += ["", f"**{org}**", "", md_table(S.headline_header(sw, org), S.headline_rows(sw, org))]
             paired = S.paired_rows(sw, org)
             if paired:
-                md += ["", f"Paired differences against {sw['reference']} (same seeds):", "", md_table(S.PAIRED, paired)]
+                intro = f"Paired differences against {sw['reference']} (same seeds):"
+                md += ["", intro, "", md_table(S.PAIRED, paired)]
     return "\n".join(md) + "\n"
 
 

@@ -13,7 +13,6 @@ from aflab.io import atomic_write_bytes
 from aflab.reporting.plots import af_vs_gap, interval_bars, style_bars, training_curves
 
 
-
 @dataclass(frozen=True)
 class Column:
     """One metric column of the headline table. `key` is the per-arm key in
