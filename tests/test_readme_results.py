@@ -55,3 +55,8 @@ def test_a_folder_without_summary_exits_2_naming_the_file(tmp_path):
         [sys.executable, "-m", "aflab.cli", "report", str(tmp_path), "--readme"], capture_output=True, text=True
     )
     assert p.returncode == 2 and "summary.json" in p.stderr
+
+
+def test_benchmark_results_md_is_rendered_from_the_benchmark_outputs():
+    p = subprocess.run([sys.executable, "benchmarks/render.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
