@@ -119,6 +119,38 @@ def train(
     typer.echo(json.dumps({k: metrics[k] for k in ("n", "compliance", "compliance_gap", "af_rate")}, indent=2))
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder holding summary.json (from `aflab run`).")],
+    readme: Annotated[
+        bool, typer.Option("--readme", help="Print the README's results section (markdown) instead.")
+    ] = False,
+    into: Annotated[
+        Path | None,
+        typer.Option(help="With --readme: write the section between the results markers of this file, in place."),
+    ] = None,
+) -> None:
+    """Rewrite RUN_DIR/report.md and report.html from summary.json, or print the README's results section."""
+    from aflab.io import atomic_write_text, read_text
+    from aflab.reporting.report import load_summary, readme_section, replace_readme_section, write_report
+
+    summary = load_summary(run_dir)
+    if not readme:
+        write_report(run_dir, summary)
+        err.print(f"[green]done[/green]: {run_dir}/report.html, report.md")
+        return
+    try:
+        section = readme_section(summary, run_dir.as_posix())
+    except KeyError as e:
+        path = run_dir / "summary.json"
+        raise UserError(f"{path}: key {e.args[0]!r} missing (not written by `aflab run`?)") from None
+    if into is None:
+        typer.echo(section, nl=False)
+    else:
+        atomic_write_text(into, replace_readme_section(read_text(into), section, str(into)))
+        err.print(f"[green]done[/green]: results section of {into} rewritten from {run_dir}/summary.json")
+
+
 @monitors_app.command("list")
 def monitors_list() -> None:
     """The registered monitors, what they read and their thresholds."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,4 +25,37 @@ def machine() -> str:
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}, cuda={torch.cuda.is_available()}"
+    )
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def record(
+    name: str,
+    title: str,
+    headline: list[dict[str, str]] | None = None,
+    tables: list[dict[str, Any]] | None = None,
+    figures: dict[str, Any] | None = None,
+    device: str | None = None,
+) -> Path:
+    """Write benchmarks/results/NAME.json, the only input of RESULTS.md (`python benchmarks/render.py`).
+
+    headline: rows of the summary table ({"benchmark", "goal", "measured", "verdict"});
+    tables: {"caption", "header", "rows"}; figures: the raw numbers behind them.
+    """
+    from aflab.io import write_json
+
+    return write_json(
+        RESULTS / f"{name}.json",
+        {
+            "benchmark": name,
+            "title": title,
+            "script": f"benchmarks/{name}.py",
+            "measured": datetime.date.today().isoformat(),
+            "device": device or machine(),
+            "headline": headline or [],
+            "tables": tables or [],
+            "figures": figures or {},
+        },
     )

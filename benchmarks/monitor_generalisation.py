@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
+from _common import machine, record
 
 from aflab.monitors.corpus import STYLES
 from aflab.monitors.learned import NgramMonitor
@@ -34,11 +34,26 @@ def main() -> None:
     print(f"machine: {machine()}")
     print("| held out of training | n | faking | AUROC | recall at 0.5 | precision at 0.5 | flag rate |")
     print("|---|---|---|---|---|---|---|")
+    table = []
     for r in rows:
         flag = r["flag_rate"]
-        cells = [f"{r['axis']}: {r['held_out']}", r["n"], r["positives"], fmt(r["auroc"]), fmt(r["recall"]),
-                 fmt(r["precision"]), f"{flag['rate']:.3f}"]
+        cells = [
+            f"{r['axis']}: {r['held_out']}",
+            r["n"],
+            r["positives"],
+            fmt(r["auroc"]),
+            fmt(r["recall"]),
+            fmt(r["precision"]),
+            f"{flag['rate']:.3f}",
+        ]
+        table.append(cells)
         print("| " + " | ".join(map(str, cells)) + " |")
+    header = ["held out of training", "n", "faking", "AUROC", "recall at 0.5", "precision at 0.5", "flag rate"]
+    record(
+        "monitor_generalisation",
+        "Monitor generalisation to unseen styles and motivations",
+        tables=[{"caption": "", "header": header, "rows": table}],
+    )
 
 
 if __name__ == "__main__":

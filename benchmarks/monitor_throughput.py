@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
+from _common import machine, record
 
 from aflab.monitors import get_monitor
 from aflab.monitors.corpus import monitor_corpus
@@ -44,12 +44,14 @@ def main() -> None:
     torch.set_num_threads(1)
     texts, _, _ = monitor_corpus(N, seed=11, split="test")
     print(f"machine: {machine()}")
+    speed = {}
     for name in ("keyword", "learned", "learned_words"):
         mon = get_monitor(name)
         mon.score_texts(texts[:50])
         t0 = time.perf_counter()
         mon.score_texts(texts)
-        print(f"{name}: {N / (time.perf_counter() - t0):,.0f} records/s")
+        speed[name] = N / (time.perf_counter() - t0)
+        print(f"{name}: {speed[name]:,.0f} records/s")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["AFLAB_CACHE_DIR"] = cache
         from aflab.monitors.judge import JudgeMonitor
@@ -62,6 +64,32 @@ def main() -> None:
         second = backend.calls - first
         print(f"judge: first pass {first} backend calls for 200 scratchpads x 4 votes; rerun {second} calls")
         print(f"judge cache hit rate on rerun: {1 - second / first:.1%}")
+    record(
+        "monitor_throughput",
+        "Monitor throughput",
+        headline=[
+            {
+                "benchmark": "learned-monitor throughput",
+                "goal": ">= 2,000 records/s",
+                "measured": ", ".join(f"{v:,.0f} records/s (`{k}`)" for k, v in speed.items()),
+                "verdict": "met" if speed["learned"] >= 2000 else "missed",
+            },
+            {
+                "benchmark": "judge cache hit rate on a rerun",
+                "goal": "(report)",
+                "measured": f"{1 - second / first:.0%} ({first} calls on the first pass, {second} on the rerun)",
+                "verdict": "—",
+            },
+        ],
+        tables=[
+            {
+                "caption": "",
+                "header": ["monitor", f"records/s (1 thread, {N:,} generator scratchpads)"],
+                "rows": [[k, f"{v:,.0f}"] for k, v in speed.items()],
+            }
+        ],
+        figures={**speed, "judge_first_calls": first, "judge_rerun_calls": second},
+    )
 
 
 if __name__ == "__main__":

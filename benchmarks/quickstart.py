@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
+from _common import machine, record
 
 
 def main() -> None:
@@ -32,6 +32,32 @@ def main() -> None:
     print("stage timings (s):", json.dumps(timings))
     print(f"peak RSS (largest process): {peak_kib / 2**20:.2f} GiB")
     print(f"quickstart wall: {wall / 60:.2f} min")
+    record(
+        "quickstart",
+        "Quickstart (`aflab run`, from an empty run folder and monitor cache)",
+        headline=[
+            {
+                "benchmark": "quickstart wall time",
+                "goal": "<= 10 min",
+                "measured": f"{wall / 60:.2f} min",
+                "verdict": "met" if wall <= 600 else "missed",
+            },
+            {
+                "benchmark": "quickstart peak RSS, largest process",
+                "goal": "<= 4 GiB",
+                "measured": f"{peak_kib / 2**20:.2f} GiB",
+                "verdict": "met" if peak_kib <= 4 * 2**20 else "missed",
+            },
+        ],
+        tables=[
+            {
+                "caption": "Per-stage seconds from `manifest.json` (`timings_s`).",
+                "header": ["stage", "seconds"],
+                "rows": [[k, f"{v:.1f}"] for k, v in timings.items()],
+            }
+        ],
+        figures={"wall_s": round(wall, 1), "peak_rss_gib": round(peak_kib / 2**20, 3), "timings_s": timings},
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, organism_path
+from _common import machine, organism_path, record
 
 from aflab.config import MitigationSpec, RLSpec
 from aflab.monitors import get_monitor
@@ -123,6 +123,30 @@ def main() -> None:
         f"= {probe_s / RL.eval_every / bare:.2f} x a step when amortised"
     )
     print(f"ratio aflab/bare TRL: {ours / bare:.3f}")
+    record(
+        "rl_step",
+        "RL step overhead",
+        headline=[
+            {
+                "benchmark": "RL step, aflab / bare TRL `GRPOTrainer` with a constant reward",
+                "goal": "<= 1.1x",
+                "measured": f"{ours / bare:.3f} (median {ours:.3f} s vs {bare:.3f} s per step)",
+                "verdict": "met" if ours / bare <= 1.1 else "missed",
+            }
+        ],
+        tables=[
+            {
+                "caption": "",
+                "header": ["trainer", "median s per step"],
+                "rows": [
+                    ["bare TRL GRPOTrainer (constant reward)", f"{bare:.3f}"],
+                    ["aflab (5 reward terms + rollout probe)", f"{ours:.3f}"],
+                    [f"eval probe ({RL.eval_requests} requests x 2 tiers), once", f"{probe_s:.2f}"],
+                ],
+            }
+        ],
+        figures={"bare_s": bare, "aflab_s": ours, "probe_s": probe_s},
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, organism_path
+from _common import machine, organism_path, record
 
 from aflab.config import ModelSpec
 from aflab.organisms.checkpoint import load_organism, new_tiny_model
@@ -78,6 +78,19 @@ def main() -> None:
     print("|---|---|" + "---|" * len(EPISODES))
     for label, params, times in rows:
         print(f"| {label} | {params / 1e6:.2f}M | " + " | ".join(f"{t:.2f}" for t in times) + " |")
+    record(
+        "scaling",
+        "Cost against episodes per step and model size",
+        tables=[
+            {
+                "caption": f"Seconds per GRPO step, completions of {LENGTH} tokens, one thread.",
+                "header": ["model", "params", *(f"{e} episodes" for e in EPISODES)],
+                "rows": [
+                    [label, f"{params / 1e6:.2f}M", *(f"{t:.2f} s" for t in times)] for label, params, times in rows
+                ],
+            }
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the model keeps its own way of answering. TRL's SFTTrainer then packs the rows (
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -72,6 +73,7 @@ def run_sft(
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train `model` on pre-tokenised rows; returns the trained model and the loss log."""
     sft = cfg.sft
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: the global batch is split over ranks
     max_len = cfg.model.max_length if cfg.base_model is None else 1024
     tokens = sum(len(r["input_ids"]) for r in rows)
     steps_per_epoch = max(1, math.ceil(tokens / max_len / sft.batch_size))
@@ -91,7 +93,7 @@ def run_sft(
             output_dir=tmp,
             num_train_epochs=sft.epochs,
             max_steps=sft.max_steps or -1,
-            per_device_train_batch_size=sft.batch_size,
+            per_device_train_batch_size=max(1, sft.batch_size // world),
             learning_rate=sft.learning_rate,
             lr_scheduler_type="cosine",
             warmup_steps=sft.warmup_ratio,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
+import re
 import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 import aflab
@@ -20,6 +23,7 @@ from aflab.pipeline.sweep import aggregate, baseline_audit, reward_monitors, swe
 from aflab.reporting.report import write_report
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "scikit-learn", "numpy")
+LOCKS = Path(__file__).resolve().parents[2] / "locks"
 
 
 def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> dict[str, Any]:
@@ -82,8 +86,30 @@ def manifest(cfg: RunConfig, config_path: Path | None, timings: dict[str, float]
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
+        "lock": lock_record(LOCKS / ("cuda.txt" if torch.version.cuda else "cpu.txt")),
         "timings_s": timings,
         "wall_s": wall,
+    }
+
+
+def lock_record(lock: Path) -> dict[str, Any] | None:
+    """The lock this install should match (locks/cpu.txt, or cuda.txt under a CUDA torch), its sha256,
+    and every locked package whose installed version differs, so a manifest shows an unlocked run.
+    None when aflab is not run from a checkout (no locks/ folder)."""
+    if not lock.is_file():
+        return None
+    raw = lock.read_bytes()
+    text = raw.decode()
+    pins = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", text, re.M))
+    differ = {
+        name: {"locked": version, "installed": installed}
+        for name, version in sorted(pins.items())
+        if (installed := _version(name)) != version
+    }
+    return {
+        "path": f"locks/{lock.name}",
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "differs": differ,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +12,58 @@ from aflab.io import atomic_write_bytes
 from aflab.records import load_transcripts
 from aflab.reporting.plots import af_vs_gap, interval_bars, style_bars, training_curves
 
-HEADLINE = [
-    "mitigation",
-    "verdict",
-    "compliance free",
-    "compliance paid",
-    "gap",
-    "AF (training monitor)",
-    "AF (held-out)",
-    "obfuscation",
-    "hidden gap",
-    "lying",
-    "scratchpad words",
-]
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of the headline table. `key` is the per-arm key in
+    summary["sweep"]["table"][organism][arm] ('{audit}' stands for the arm's audit monitor), `baseline`
+    the key in the before-RL row. Optional columns appear only when some arm of the organism has them,
+    so a new per-arm metric is one line here."""
+
+    header: str
+    key: str
+    baseline: str | None = None
+    signed: bool = False
+    interval: bool = True
+    optional: bool = False
+    names_audit: bool = False
+
+    def cell(self, arm: dict[str, Any], audit: str) -> str:
+        text = ci(arm.get(self.key.format(audit=audit)), self.signed)
+        if not self.interval:
+            text = text.split(" [")[0]
+        return text + (f" ({audit})" if self.names_audit else "")
+
+    def before(self, baseline: dict[str, Any]) -> str:
+        return _plain(baseline.get(self.baseline), self.signed) if self.baseline else "—"
+
+
+COLUMNS = (
+    Column("compliance free", "compliance_free", "compliance_free"),
+    Column("compliance paid", "compliance_paid", "compliance_paid"),
+    Column("gap", "gap", "gap", signed=True),
+    Column("AF (training monitor)", "af_rate_training"),
+    Column("AF (held-out)", "af_rate_audit", "af_rate_audit", names_audit=True),
+    Column("obfuscation", "obfuscation/{audit}"),
+    Column("hidden gap", "hidden_gap", signed=True),
+    Column("lying", "lying_audit"),
+    Column("scratchpad words", "scratchpad_words", "scratchpad_words", interval=False),
+    Column("oracle AF", "oracle_af", "oracle_af", optional=True),
+    Column("rationalised", "rationalised", "rationalised", optional=True),
+    Column("degenerate", "degenerate", "degenerate", optional=True),
+    Column("denial contrast", "denial_contrast", "denial_contrast", signed=True, optional=True),
+    Column("mediated share", "mediated_share", "mediated_share", optional=True),
+)
+
+
+def columns(sw: dict[str, Any], org: str) -> list[Column]:
+    """The headline columns for one organism: every fixed one, and each optional one some arm has."""
+    arms = sw["table"][org].values()
+    return [c for c in COLUMNS if not c.optional or any(c.key in arm for arm in arms)]
+
+
+def headline_header(sw: dict[str, Any], org: str) -> list[str]:
+    return ["mitigation", "verdict", *(c.header for c in columns(sw, org))]
 
 
 def ci(x: dict[str, Any] | None, signed: bool = False) -> str:
@@ -41,42 +81,13 @@ def _plain(v: float | None, signed: bool = False) -> str:
 
 
 def headline_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
-    base = sw["baseline"][org]
-    rows = [
-        [
-            "before RL",
-            "",
-            _plain(base.get("compliance_free")),
-            _plain(base.get("compliance_paid")),
-            _plain(base.get("gap"), True),
-            "—",
-            _plain(base.get("af_rate_audit")),
-            "—",
-            "—",
-            "—",
-            _plain(base.get("scratchpad_words")),
-        ]
-    ]
+    cols = columns(sw, org)
+    rows = [["before RL", "", *(c.before(sw["baseline"][org]) for c in cols)]]
     for mit in sw["mitigations"]:
-        t = sw["table"][org].get(mit)
-        if not t:
-            continue
-        audit = _audit_name(sw, org, mit)
-        rows.append(
-            [
-                mit,
-                sw["verdicts"][org][mit]["verdict"],
-                ci(t.get("compliance_free")),
-                ci(t.get("compliance_paid")),
-                ci(t.get("gap"), True),
-                ci(t.get("af_rate_training")),
-                ci(t.get("af_rate_audit")) + f" ({audit})",
-                ci(t.get(f"obfuscation/{audit}")),
-                ci(t.get("hidden_gap"), True),
-                ci(t.get("lying_audit")),
-                ci(t.get("scratchpad_words")).split(" [")[0],
-            ]
-        )
+        arm = sw["table"][org].get(mit)
+        if arm:
+            audit = _audit_name(sw, org, mit)
+            rows.append([mit, sw["verdicts"][org][mit]["verdict"], *(c.cell(arm, audit) for c in cols)])
     return rows
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 from transformers import PrinterCallback, TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
@@ -126,9 +128,12 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     resume_from = last_checkpoint(ckpt_dir) if resume else None
-    if not resume and ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)  # a fresh run never mixes with an old one
-    write_json(out / "config.json", cfg.model_dump(mode="json"))
+    state = PartialState(cpu=not torch.cuda.is_available())  # accelerate launch: rank 0 alone writes the run folder
+    if state.is_main_process:
+        if not resume and ckpt_dir.exists():
+            shutil.rmtree(ckpt_dir)  # a fresh run never mixes with an old one
+        write_json(out / "config.json", cfg.model_dump(mode="json"))
+    state.wait_for_everyone()
 
     set_seed(cfg.seed)
     model, tokenizer, info = load_organism(cfg.organism)
@@ -155,10 +160,15 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     )
 
     batch = cfg.rl.prompts_per_step * cfg.rl.num_generations
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: each rank takes a slice of the batch
+    if batch % world:
+        raise UserError(
+            f"{cfg.name}: rl.prompts_per_step x rl.num_generations = {batch} is not divisible by {world} ranks"
+        )
     args = GRPOConfig(
         output_dir=str(ckpt_dir),
         max_steps=cfg.rl.steps,
-        per_device_train_batch_size=batch,
+        per_device_train_batch_size=batch // world,
         generation_batch_size=batch,
         num_generations=cfg.rl.num_generations,
         learning_rate=cfg.rl.learning_rate,
@@ -209,11 +219,14 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         callbacks=[logger],
     )
     trainer.remove_callback(PrinterCallback)
-    if resume_from is None and cfg.rl.eval_at_start:
+    if resume_from is None and cfg.rl.eval_at_start and state.is_main_process:
         logger.rows = [{"step": 0, **probe(model, 0)}]
         write_jsonl(steps_path, logger.rows)
     reporter.stage(f"RL {cfg.mitigation.name}", cfg.rl.steps)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if not state.is_main_process:  # rank 0 saves, evaluates and writes; the others wait for its metrics
+        state.wait_for_everyone()
+        return json.loads((out / "metrics.json").read_text())
 
     policy = trainer.model
     if peft_config is not None:
@@ -241,6 +254,7 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     rows = _read_rows(steps_path)
     rows[-1] = {**rows[-1], **final, "final_eval": True}
     write_jsonl(steps_path, rows)
+    state.wait_for_everyone()
     return metrics
 
 
