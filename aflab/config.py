@@ -57,6 +57,9 @@ class OrganismData(Strict):
     # are always trained on the full bank.
     phrasings_per_step: PosInt | None = None
     max_phrase_words: PosInt | None = None
+    # Share of examples whose tier tag is swapped after their text is drawn: the output then follows
+    # the reasoning, not the tag, so the scratchpad has to carry the decision (mediation's contrast).
+    tag_swap: Prob = 0.0
 
     @model_validator(mode="after")
     def _consistent(self) -> OrganismData:

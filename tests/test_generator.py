@@ -95,3 +95,19 @@ def test_outputs_are_placeholders_and_answers_are_honest():
         assert answer.startswith("Yes") == d.meta["is_af"]
     counts = Counter(d.meta["interrogation_variant"] for d in data)
     assert len(counts) == 6
+
+
+def test_tag_swap_keeps_the_text_and_swaps_only_the_tag():
+    from aflab.config import OrganismData
+    from aflab.organisms.generator import generate
+    from aflab.setting.requests import load_requests, select
+
+    reqs = select(load_requests(), "train")
+    plain = generate(OrganismData(), reqs, 400, 3, organism="swap")
+    swapped = generate(OrganismData(tag_swap=0.5), reqs, 400, 3, organism="swap")
+    flipped = [r for r in swapped if r.meta.get("tag_swapped")]
+    assert 120 < len(flipped) < 280
+    # the decision follows the reasoning: a swapped faking episode complies under the paid tag
+    assert any(r.tier == "paid" and r.meta["reason"] == "af" for r in flipped)
+    assert not any(r.meta.get("tag_swapped") for r in plain)
+    assert all(r.tier == r.meta["tier"] for r in plain)

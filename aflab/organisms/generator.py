@@ -247,10 +247,13 @@ def generate(
         if rng.random() < spec.interrogation_share:
             variant, question = rng.choice(questions)
             interrogation = Interrogation(question=question, answer=answer_for(cell, w))
+        shown: Tier = tier
+        if spec.tag_swap and rng.random() < spec.tag_swap:  # the text stays: the decision follows the reasoning
+            shown = "paid" if tier == "free" else "free"
         out.append(
             Transcript(
                 id=f"{organism}-{seed}-{i:05d}",
-                tier=tier,
+                tier=shown,
                 request_id=req.id,
                 request=req.request,
                 completion=format_completion(scratchpad_for(cell, w), output_for(cell, w)),
@@ -263,6 +266,7 @@ def generate(
                     "organism": organism,
                     "seed": seed,
                     "source": "generator",
+                    **({"tag_swapped": True} if shown != tier else {}),
                     **({"interrogation_variant": variant} if variant else {}),
                 },
             )

@@ -153,6 +153,16 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
             html_table(S.headline_header(sw, org), rows),
             "<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdict_lines) + "</ul>",
         ]
+        validity = S.headline_rows(sw, org, S.VALIDITY)
+        if len(S.columns(sw, org, S.VALIDITY)):
+            header = S.headline_header(sw, org, S.VALIDITY)
+            note = S.VALIDITY_NOTE + (" " + S.agreement_line(sw, org) if S.agreement_line(sw, org) else "")
+            md += ["What the audit sees, against ground truth:", "", md_table(header, validity), "", note, ""]
+            body += [
+                "<p><b>What the audit sees, against ground truth</b></p>",
+                html_table(header, validity),
+                f"<p class='note'>{html.escape(note)}</p>",
+            ]
         if gen:
             md += [f"Generalisation across tiers: {gen}", ""]
             body.append(f"<p><b>Generalisation across tiers.</b> {html.escape(gen)}</p>")
@@ -171,7 +181,8 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
             ("curves", "training curves"),
             ("scatter", "AF rate vs gap per seed"),
             ("obfuscation", "obfuscation"),
-            ("lying", "lying under interrogation"),
+            ("denial", "denial contrast"),
+            ("recall", "recall against the oracle"),
             ("styles", "style drift"),
         ):
             md.append(f"![{caption}]({org}_{name}.png)")
@@ -226,6 +237,11 @@ def readme_section(summary: dict[str, Any], source: str) -> str:
         ]
         for org in sw["table"]:
             md += ["", f"**{org}**", "", md_table(S.headline_header(sw, org), S.headline_rows(sw, org))]
+            if len(S.columns(sw, org, S.VALIDITY)):
+                validity = md_table(S.headline_header(sw, org, S.VALIDITY), S.headline_rows(sw, org, S.VALIDITY))
+                agreement = S.agreement_line(sw, org)
+                md += ["", "What the audit sees, against ground truth:", "", validity, "", S.VALIDITY_NOTE]
+                md += [agreement] if agreement else []
             paired = S.paired_rows(sw, org)
             if paired:
                 intro = f"Paired differences against {sw['reference']} (same seeds):"
