@@ -32,6 +32,7 @@ app.add_typer(monitors_app, name="monitors")
 err = Console(stderr=True)
 _DEBUG = {"on": False}
 _SIGNAL = {"number": signal.SIGINT}
+_WRITING: dict[str, Path | None] = {"under": None}  # the output folder, named when torch & co say "disk full"
 
 
 @app.callback()
@@ -53,7 +54,7 @@ def run(
     cfg = load_config(path, RunConfig)
     if workers is not None:
         cfg = cfg.model_copy(update={"workers": workers})
-    run_dir = out or Path("runs") / cfg.name
+    run_dir = _WRITING["under"] = out or Path("runs") / cfg.name
     summary = run_all(cfg, run_dir, config_path=path)  # locks run_dir: one writer at a time
     err.print(f"[green]done[/green]: {run_dir}/summary.json, report.html, report.md ({summary['wall_s']:.0f} s)")
 
@@ -117,7 +118,7 @@ def train(
     from aflab.training.grpo import train_task
 
     cfg = load_config(config, TrainConfig)
-    run_dir = out or Path("runs") / "train" / cfg.name
+    run_dir = _WRITING["under"] = out or Path("runs") / "train" / cfg.name
     configure_worker()
     task = Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"), "out": str(run_dir), "resume": resume})
     with folder_lock(run_dir):  # a second train into the same folder is refused, not mixed in
@@ -221,7 +222,7 @@ def main() -> None:
             sys.exit(e.exit_code)
         if _DEBUG["on"]:
             raise
-        if line := environment_error(e):  # a full disk or unusable folder, reported by torch & co
+        if line := environment_error(e, _WRITING["under"]):  # a full disk or unusable folder, reported by torch & co
             err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
             sys.exit(2)
         err.print(

@@ -41,24 +41,25 @@ class OutputError(UserError):
     """A result could not be written (full disk, read-only or unusable folder); names the path."""
 
 
-def environment_error(exc: BaseException) -> str | None:
+def environment_error(exc: BaseException, folder: str | Path | None = None) -> str | None:
     """One line for an exception caused by the disk or folder (anywhere in its chain), else None.
 
     torch reports a full disk as "unexpected pos" and safetensors as "os error 28", without an
-    errno, so their messages are recognised too.
+    errno or a path: the line then names `folder`, where the command was writing.
     """
+    place = f"{folder}: " if folder is not None else ""
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
-            place = e.filename if e.filename is not None else "(unknown path)"
-            return f"{place}: cannot write: {_ENVIRONMENT_ERRNOS[e.errno]}"
-        text = str(e)
+            path = f"{e.filename}: " if e.filename is not None else place
+            return f"{path}cannot write: {_ENVIRONMENT_ERRNOS[e.errno]}"
+        text = " ".join(str(e).split())[:200]
         if "No space left on device" in text or "os error 28" in text:
-            return f"cannot write: no space left on device ({text.strip()[:200]})"
+            return f"{place}cannot write: no space left on device ({text})"
         if "unexpected pos" in text or "PytorchStreamWriter failed" in text:
-            return f"cannot write a checkpoint: no space left on device? (torch: {text.strip()[:200]})"
+            return f"{place}cannot write: no space left on device? (torch: {text})"
         e = e.__cause__ or e.__context__
     return None
 

@@ -39,12 +39,12 @@ def stage_done(folder: Path, key: Any) -> bool:
         info = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         info = None
-    if not isinstance(info, dict) or not isinstance(info.get("files", {}), dict):
-        print(f"warning: {marker}: damaged; rebuilding {folder}", file=sys.stderr)
+    if not isinstance(info, dict) or not isinstance(info.get("files"), dict):
+        print(f"warning: {marker}: damaged or without checksums (older aflab); rebuilding {folder}", file=sys.stderr)
         return False
     if info.get("digest") != digest(key):
         return False
-    if damaged := damaged_files(folder, info.get("files", {})):  # stages built before checksums: none
+    if damaged := damaged_files(folder, info["files"]):
         print(f"warning: {folder / damaged[0]}: damaged since it was built; rebuilding {folder}", file=sys.stderr)
         return False
     return True
