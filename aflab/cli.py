@@ -31,7 +31,7 @@ monitors_app = typer.Typer(no_args_is_help=True, help="Scratchpad and output mon
 app.add_typer(monitors_app, name="monitors")
 err = Console(stderr=True)
 _DEBUG = {"on": False}
-_SIGNAL = {"number": signal.SIGINT}
+_SIGNAL: dict[str, int | None] = {"number": None}  # set by _on_signal
 _WRITING: dict[str, Path | None] = {"under": None}  # the output folder, named when torch & co say "disk full"
 
 
@@ -204,16 +204,16 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        code = app(standalone_mode=False)  # without standalone mode, click returns typer.Exit's code
+        # Without standalone mode click *returns* an exit code (typer.Exit's, or 130 after Ctrl-C)
+        # instead of exiting: it must be passed on, not dropped.
+        code = app(standalone_mode=False)
     except UserError as e:
         if _DEBUG["on"]:
             raise
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
-        number = _SIGNAL["number"]
-        err.print(f"interrupted ({signal.Signals(number).name}); complete results are kept, rerun to continue")
-        sys.exit(128 + number)
+        _interrupted()
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # usage errors (typer's click) and internal errors
@@ -231,7 +231,15 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(1)
+    if _SIGNAL["number"] is not None:
+        _interrupted()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    number = _SIGNAL["number"] or signal.SIGINT
+    err.print(f"interrupted ({signal.Signals(number).name}); complete results are kept, rerun to continue")
+    sys.exit(128 + number)
 
 
 if __name__ == "__main__":

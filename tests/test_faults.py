@@ -249,18 +249,19 @@ def test_second_run_into_a_busy_folder_is_refused(tmp_path, monkeypatch, capsys)
 @pytest.mark.slow
 def test_two_concurrent_trains_one_refused_results_unmixed(tiny_organism, tmp_path):
     out = tmp_path / "run"
-    first_cfg, second_cfg = _train_yaml(tmp_path, tiny_organism), _train_yaml(tmp_path, tiny_organism, steps=2)
-    cmd = [sys.executable, "-m", "aflab.cli", "train", str(first_cfg), "--out", str(out)]
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    deadline = time.time() + 120
-    while not (out / "config.json").exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    second = _cli("train", str(second_cfg), "--out", str(out))
-    _, first_err = first.communicate(timeout=300)
-    assert first.returncode == 0, first_err[-2000:]
-    _one_clear_line(second, 2, "another aflab process")
-    assert json.loads((out / "config.json").read_text())["rl"]["steps"] == 3  # the first run's, whole
-    assert json.loads((out / "steps.jsonl").read_text().splitlines()[-1])["step"] == 3
+    configs = {3: _train_yaml(tmp_path, tiny_organism, steps=3), 2: _train_yaml(tmp_path, tiny_organism, steps=2)}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": _env()}
+    procs = {
+        steps: subprocess.Popen([sys.executable, "-m", "aflab.cli", "train", str(cfg), "--out", str(out)], **pipes)
+        for steps, cfg in configs.items()
+    }  # started together: both reach the lock while the other is still training
+    results = {steps: (p.wait(timeout=300), p.communicate()[1]) for steps, p in procs.items()}
+    assert sorted(code for code, _ in results.values()) == [0, 2], results
+    [winner] = [steps for steps, (code, _) in results.items() if code == 0]
+    [(code, err)] = [r for steps, r in results.items() if steps != winner]
+    _clear_line(code, err, 2, "another aflab process")
+    assert json.loads((out / "config.json").read_text())["rl"]["steps"] == winner  # one run's files, whole
+    assert json.loads((out / "steps.jsonl").read_text().splitlines()[-1])["step"] == winner
     assert "compliance" in json.loads((out / "metrics.json").read_text())
 
 
@@ -334,7 +335,7 @@ def test_full_disk_for_real_train_and_evaluate(tiny_organism, tmp_path):
     py = f"{sys.executable} -m aflab.cli"
     script = (
         f"{py} train {cfg} --out {mount}/run 2> {tmp_path}/train.err; echo $? > {tmp_path}/train.rc; "
-        f"mkdir {mount}/ev && echo old > {mount}/ev/metrics.json && "
+        f"rm -rf {mount}/run; mkdir {mount}/ev && echo old > {mount}/ev/metrics.json && "
         f"head -c 10000000 /dev/zero > {mount}/fill 2>/dev/null; "
         f"{py} evaluate --transcripts {EXTERNAL} --out {mount}/ev 2> {tmp_path}/eval.err; "
         f"echo $? > {tmp_path}/eval.rc; "
