@@ -233,7 +233,8 @@ def main() -> None:
         sys.exit(1)
     if _SIGNAL["number"] is not None:
         _interrupted()
-    sys.exit(code if isinstance(code, int) else 0)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 def _interrupted() -> None:

@@ -124,16 +124,22 @@ def folder_lock(folder: str | Path, wait_s: float = 0) -> FileLock:
     crash, because the OS drops a dead process's flock). Refuses after `wait_s` seconds with a
     UserError naming the folder; -1 waits for as long as it takes."""
     folder = output_folder(folder)
-    lock = FileLock(folder / LOCK_NAME)
+    return acquire_lock(folder / LOCK_NAME, folder, wait_s)
+
+
+def acquire_lock(lock_path: Path, guarded: Path, wait_s: float = 0) -> FileLock:
+    """Acquire the lock file `lock_path` that guards `guarded` (see folder_lock)."""
+    lock = FileLock(lock_path)
     try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=wait_s)
     except Timeout:
         raise UserError(
-            f"{folder}: another aflab process is writing here (lock {folder / LOCK_NAME}); "
+            f"{guarded}: another aflab process is writing here (lock {lock_path}); "
             "wait for it to finish or choose another output folder"
         ) from None
     except OSError as e:
-        raise OutputError(f"{folder}: cannot lock: {_ENVIRONMENT_ERRNOS.get(e.errno or 0, e)}") from e
+        raise OutputError(f"{lock_path}: cannot lock: {_ENVIRONMENT_ERRNOS.get(e.errno or 0, e)}") from e
     return lock
 
 

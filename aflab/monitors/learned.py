@@ -31,7 +31,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 import aflab
 from aflab.errors import UserError
-from aflab.io import file_sha256, folder_lock, write_json
+from aflab.io import acquire_lock, file_sha256, write_json
 from aflab.monitors.base import Monitor, register
 from aflab.monitors.corpus import monitor_corpus
 from aflab.organisms.generator import phrases
@@ -128,7 +128,8 @@ class LearnedMonitor(Monitor):
         self.seed = self.seed if seed is None else seed
         self.exclude_styles, self.exclude_motivations = tuple(exclude_styles), tuple(exclude_motivations)
         self.folder = cache_root() / f"{self.name}-{self.digest()}"
-        with folder_lock(self.folder, wait_s=-1):  # one process trains, the others wait for it
+        lock = cache_root().parent / "locks" / f"{self.folder.name}.lock"
+        with acquire_lock(lock, self.folder, wait_s=-1):  # one process trains, the others wait for it
             if not (self.folder / "meta.json").exists():
                 self.train()
             elif problem := self.load_cached():
