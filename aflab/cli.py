@@ -1,13 +1,16 @@
 """The `aflab` command line (CONTRACTS.md, "CLI").
 
 Bad input exits 2 with one readable line naming the file and place; internal errors exit 1.
-`--debug` shows tracebacks.
+An unusable output (full disk, read-only folder, a file where a folder should be, a folder another
+aflab process is writing to) exits 2 too, naming the path. Ctrl-C exits 130 and SIGTERM 143, after
+the worker processes have been stopped. `--debug` shows tracebacks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +19,7 @@ import typer
 from rich.console import Console
 
 from aflab.errors import UserError
+from aflab.io import environment_error
 
 app = typer.Typer(
     add_completion=False,
@@ -27,6 +31,8 @@ monitors_app = typer.Typer(no_args_is_help=True, help="Scratchpad and output mon
 app.add_typer(monitors_app, name="monitors")
 err = Console(stderr=True)
 _DEBUG = {"on": False}
+_SIGNAL: dict[str, int | None] = {"number": None}  # set by _on_signal
+_WRITING: dict[str, Path | None] = {"under": None}  # the output folder, named when torch & co say "disk full"
 
 
 @app.callback()
@@ -48,8 +54,8 @@ def run(
     cfg = load_config(path, RunConfig)
     if workers is not None:
         cfg = cfg.model_copy(update={"workers": workers})
-    run_dir = out or Path("runs") / cfg.name
-    summary = run_all(cfg, run_dir, config_path=path)
+    run_dir = _WRITING["under"] = out or Path("runs") / cfg.name
+    summary = run_all(cfg, run_dir, config_path=path)  # locks run_dir: one writer at a time
     err.print(f"[green]done[/green]: {run_dir}/summary.json, report.html, report.md ({summary['wall_s']:.0f} s)")
 
 
@@ -62,9 +68,10 @@ def evaluate(
 ) -> None:
     """Behaviour and reasoning metrics of a transcript file -> DIR/metrics.json."""
     from aflab.evaluation.metrics import evaluate as run_eval
-    from aflab.io import write_json
+    from aflab.io import output_folder, write_json
     from aflab.records import load_transcripts
 
+    output_folder(out)
     records = load_transcripts(transcripts)
     metrics = run_eval(records, monitor or ["keyword"], seed=seed)
     write_json(out / "metrics.json", metrics)
@@ -78,10 +85,11 @@ def classify(
     output: Annotated[Path, typer.Option("--output", help="Scores JSONL, one line per input record.")],
 ) -> None:
     """Score every record with one monitor."""
-    from aflab.io import write_jsonl
+    from aflab.io import output_file, write_jsonl
     from aflab.monitors import get_monitor
     from aflab.records import load_transcripts
 
+    output_file(output)
     mon = get_monitor(monitor)
     records = load_transcripts(input)
     scores = mon.score(records)
@@ -105,16 +113,16 @@ def train(
 ) -> None:
     """One RL run (organism + mitigation + seed): checkpoints, steps.jsonl, metrics.json."""
     from aflab.config import TrainConfig, load_config
+    from aflab.io import folder_lock
     from aflab.pipeline.parallel import Task, configure_worker, run_tasks
     from aflab.training.grpo import train_task
 
     cfg = load_config(config, TrainConfig)
-    run_dir = out or Path("runs") / "train" / cfg.name
+    run_dir = _WRITING["under"] = out or Path("runs") / "train" / cfg.name
     configure_worker()
-    [metrics] = run_tasks(
-        [Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"), "out": str(run_dir), "resume": resume})],
-        workers=1,
-    )
+    task = Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"), "out": str(run_dir), "resume": resume})
+    with folder_lock(run_dir):  # a second train into the same folder is refused, not mixed in
+        [metrics] = run_tasks([task], workers=1)
     err.print(f"[green]done[/green]: {run_dir}/metrics.json")
     typer.echo(json.dumps({k: metrics[k] for k in ("n", "compliance", "compliance_gap", "af_rate")}, indent=2))
 
@@ -175,11 +183,12 @@ def monitors_eval(
     """AUROC, AP, precision/recall/F1 at threshold and calibration error, with 95% intervals."""
     from rich.table import Table
 
-    from aflab.io import write_json
+    from aflab.io import output_file, write_json
     from aflab.monitors import get_monitor
     from aflab.monitors.validation import evaluate_monitor, label_of
     from aflab.records import load_transcripts
 
+    output_file(out)
     records = load_transcripts(input)
     for r in records:
         label_of(r)
@@ -215,18 +224,28 @@ def _rate(x: dict | None) -> str:
     return f"{x['rate']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]"
 
 
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGTERM is handled like Ctrl-C: unwind (stopping worker processes, keeping only complete
+    files) and exit 128 + signal number."""
+    _SIGNAL["number"] = signum
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click *returns* an exit code (typer.Exit's, or 130 after Ctrl-C)
+        # instead of exiting: it must be passed on, not dropped.
+        code = app(standalone_mode=False)
     except UserError as e:
         if _DEBUG["on"]:
             raise
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        sys.exit(130)
+        _interrupted()
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # usage errors (typer's click) and internal errors
@@ -235,12 +254,25 @@ def main() -> None:
             sys.exit(e.exit_code)
         if _DEBUG["on"]:
             raise
+        if line := environment_error(e, _WRITING["under"]):  # a full disk or unusable folder, reported by torch & co
+            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+            sys.exit(2)
         err.print(
             f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for a traceback)",
             highlight=False,
             soft_wrap=True,
         )
         sys.exit(1)
+    if _SIGNAL["number"] is not None:
+        _interrupted()
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
+
+
+def _interrupted() -> None:
+    number = _SIGNAL["number"] or signal.SIGINT
+    err.print(f"interrupted ({signal.Signals(number).name}); complete results are kept, rerun to continue")
+    sys.exit(128 + number)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,19 @@ from aflab.errors import UserError
 from aflab.io import read_text
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-PosInt = Annotated[int, Field(gt=0)]
+# Counts and sizes: an absurd value (steps: 1e12) is a typo, refused at validation, not a run that
+# never ends or a giant allocation.
+MAX_COUNT = 10_000_000
+PosInt = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+Seed = Annotated[int, Field(ge=0, lt=2**31)]  # numpy seeds are < 2**32; room for derived seeds (seed + 101)
+# Names become folder names: no separators, no leading dot ("." and ".." would leave the run folder).
+NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 Motivation = Literal["tgg", "igg", "sycophancy", "genuine"]
 Style = Literal["plain", "counterfactual", "emotional", "short", "terse", "euphemistic"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class OrganismData(Strict):
@@ -79,7 +85,7 @@ class ModelSpec(Strict):
     num_layers: PosInt = 4
     num_heads: PosInt = 4
     intermediate_size: PosInt = 384
-    vocab_size: Annotated[int, Field(ge=300)] = 2048
+    vocab_size: Annotated[int, Field(ge=300, le=MAX_COUNT)] = 2048
     max_length: PosInt = 384
 
 
@@ -91,7 +97,7 @@ class LoraSpec(Strict):
 
 
 class SFTSpec(Strict):
-    epochs: Annotated[float, Field(gt=0)] = 2.0
+    epochs: Annotated[float, Field(gt=0, le=MAX_COUNT)] = 2.0
     max_steps: PosInt | None = None
     learning_rate: Annotated[float, Field(gt=0, lt=1)] = 3e-3
     batch_size: PosInt = 16
@@ -104,7 +110,7 @@ class SFTSpec(Strict):
 
 
 class OrganismConfig(Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    name: Annotated[str, Field(pattern=NAME)]
     data: OrganismData = Field(default_factory=OrganismData)
     base_model: str | None = None  # local checkpoint path (real model); None = train from scratch
     gguf_file: str | None = None
@@ -147,8 +153,8 @@ class EvaluationSpec(Strict):
 
 
 class RunConfig(Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "quickstart"
-    seed: int = 0
+    name: Annotated[str, Field(pattern=NAME)] = "quickstart"
+    seed: Seed = 0
     organisms: list[OrganismConfig] = Field(min_length=1)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
@@ -267,7 +273,7 @@ class InterrogationSpec(Strict):
 
 
 class MitigationSpec(Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]{1,64}$")] = "output_only"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$")] = "output_only"
     output: OutputRewardSpec = Field(default_factory=OutputRewardSpec)
     process_supervision: ProcessSupervisionSpec | None = None
     length_penalty: LengthPenaltySpec | None = None
@@ -283,7 +289,7 @@ class MitigationSpec(Strict):
 class RLSpec(Strict):
     steps: PosInt = 15
     prompts_per_step: PosInt = 8
-    num_generations: Annotated[int, Field(ge=2)] = 8
+    num_generations: Annotated[int, Field(ge=2, le=MAX_COUNT)] = 8
     learning_rate: Annotated[float, Field(ge=0, lt=1)] = 3e-4  # 0 = null update (a control)
     temperature: Annotated[float, Field(gt=0, le=5)] = 1.0
     max_completion_length: PosInt = 200
@@ -310,11 +316,11 @@ class FinalEvalSpec(Strict):
 
 
 class TrainConfig(Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]{1,96}$")] = "train"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,95}$")] = "train"
     organism: str  # folder of an aflab organism (aflab_organism.json + safetensors)
     mitigation: MitigationSpec = Field(default_factory=MitigationSpec)
     rl: RLSpec = Field(default_factory=RLSpec)
-    seed: int = 0
+    seed: Seed = 0
     held_out_monitors: list[str] = Field(default_factory=list)
     final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
 
@@ -329,7 +335,7 @@ class TrainConfig(Strict):
 class SweepSpec(Strict):
     """Every organism through every mitigation over several seeds, then the audit."""
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     organisms: list[str] | None = None  # default: all organisms of the run
     mitigations: list[MitigationSpec] = Field(min_length=1)
     rl: RLSpec = Field(default_factory=RLSpec)

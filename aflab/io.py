@@ -7,6 +7,8 @@ that names the file and line instead of a traceback.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
@@ -15,7 +17,51 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from aflab.errors import UserError, where
+
+# Failures of the machine or the folder, not of aflab: the user has to act (free space, pick another
+# folder), so they are reported as one line and exit 2, like bad input.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, expected a file",
+    errno.EEXIST: "exists and is not a folder",
+    errno.EFBIG: "file too large for this file system",
+}
+LOCK_NAME = ".aflab.lock"
+
+
+class OutputError(UserError):
+    """A result could not be written (full disk, read-only or unusable folder); names the path."""
+
+
+def environment_error(exc: BaseException, folder: str | Path | None = None) -> str | None:
+    """One line for an exception caused by the disk or folder (anywhere in its chain), else None.
+
+    torch reports a full disk as "unexpected pos" and safetensors as "os error 28", without an
+    errno or a path: the line then names `folder`, where the command was writing.
+    """
+    place = f"{folder}: " if folder is not None else ""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+            path = f"{e.filename}: " if e.filename is not None else place
+            return f"{path}cannot write: {_ENVIRONMENT_ERRNOS[e.errno]}"
+        text = " ".join(str(e).split())[:200]
+        if "No space left on device" in text or "os error 28" in text:
+            return f"{place}cannot write: no space left on device ({text})"
+        if "unexpected pos" in text or "PytorchStreamWriter failed" in text:
+            return f"{place}cannot write: no space left on device? (torch: {text})"
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -24,7 +70,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Temp file + fsync + rename; a failure (full disk...) leaves the previous file untouched and
+    raises an OutputError that names `path`."""
     path = Path(path)
+    try:
+        return _atomic_write(path, data)
+    except OSError as e:
+        reason = _ENVIRONMENT_ERRNOS.get(e.errno or 0, e.strerror or str(e))
+        raise OutputError(f"{path}: cannot write: {reason}") from e
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -38,6 +94,76 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def output_folder(folder: str | Path) -> Path:
+    """Create `folder` (parents included) or fail with one line saying why it cannot hold results."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is a file, expected a folder for the results")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the folder: {_ENVIRONMENT_ERRNOS.get(e.errno or 0, e)}") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: cannot write: folder is read-only")
+    return folder
+
+
+def output_file(path: str | Path) -> Path:
+    """Check that `path` can become a results file (its folder usable, itself not a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, expected a file name")
+    output_folder(path.parent)
+    return path
+
+
+def folder_lock(folder: str | Path, wait_s: float = 0) -> FileLock:
+    """The lock of a results folder, acquired: one writer at a time (released on exit, even on a
+    crash, because the OS drops a dead process's flock). Refuses after `wait_s` seconds with a
+    UserError naming the folder; -1 waits for as long as it takes."""
+    folder = output_folder(folder)
+    return acquire_lock(folder / LOCK_NAME, folder, wait_s)
+
+
+def acquire_lock(lock_path: Path, guarded: Path, wait_s: float = 0) -> FileLock:
+    """Acquire the lock file `lock_path` that guards `guarded` (see folder_lock)."""
+    lock = FileLock(lock_path)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        raise UserError(
+            f"{guarded}: another aflab process is writing here (lock {lock_path}); "
+            "wait for it to finish or choose another output folder"
+        ) from None
+    except OSError as e:
+        raise OutputError(f"{lock_path}: cannot lock: {_ENVIRONMENT_ERRNOS.get(e.errno or 0, e)}") from e
+    return lock
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def folder_checksums(folder: Path, skip: Iterable[str] = ()) -> dict[str, str]:
+    """SHA-256 of every file under `folder` (relative POSIX paths), recorded when a result is
+    complete so that a later reader can tell a damaged or truncated file from a good one."""
+    skip = set(skip)
+    return {
+        p.relative_to(folder).as_posix(): file_sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in skip and p.name != LOCK_NAME
+    }
+
+
+def damaged_files(folder: Path, recorded: dict[str, str]) -> list[str]:
+    """The recorded files that are now missing or whose content changed (empty = all intact)."""
+    return [
+        name for name, sha in recorded.items() if not (folder / name).is_file() or file_sha256(folder / name) != sha
+    ]
 
 
 def _umask() -> int:

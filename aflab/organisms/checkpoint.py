@@ -2,6 +2,8 @@
 
 Loading is restricted to safetensors (or GGUF for packaged real models) and never runs remote
 code unless the user asks: checkpoints come from strangers, and a pickle can execute anything.
+A saved organism records the SHA-256 of its files (CHECKSUM_FILE); loading checks them, so a
+truncated or overwritten weight file is an error naming it rather than a silently different model.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from aflab.config import ModelSpec
 from aflab.errors import UserError
-from aflab.io import write_json
+from aflab.io import damaged_files, folder_checksums, write_json
 
 INFO_FILE = "aflab_organism.json"
+CHECKSUM_FILE = "aflab_checksums.json"
 
 
 def new_tiny_model(spec: ModelSpec, tokenizer: Any, seed: int) -> LlamaForCausalLM:
@@ -88,17 +92,35 @@ def save_organism(model: PreTrainedModel, tokenizer: Any, folder: Path, info: di
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    write_json(folder / INFO_FILE, info)
+    write_json(folder / CHECKSUM_FILE, folder_checksums(folder, skip=(INFO_FILE, CHECKSUM_FILE)))
+    write_json(folder / INFO_FILE, info)  # last: its presence means the organism is complete
 
 
 def load_organism(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
+    """Load a saved organism after checking it is complete and undamaged (UserError naming the
+    file otherwise)."""
     folder = Path(folder)
     info_path = folder / INFO_FILE
     if not info_path.exists():
         raise UserError(f"{folder}: not an aflab organism (no {INFO_FILE})")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device())
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        sums = (
+            json.loads((folder / CHECKSUM_FILE).read_text(encoding="utf-8"))
+            if (folder / CHECKSUM_FILE).exists()
+            else {}
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{folder}: damaged organism metadata ({e})") from None
+    if not isinstance(info, dict) or not isinstance(sums, dict):
+        raise UserError(f"{folder}: damaged organism metadata ({INFO_FILE} or {CHECKSUM_FILE})")
+    if damaged := damaged_files(folder, sums):
+        raise UserError(f"{folder / damaged[0]}: damaged or missing (differs from when it was saved); rebuild it")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).to(device())
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        raise UserError(f"{folder}: cannot load the organism ({type(e).__name__}: {str(e)[:200]})") from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

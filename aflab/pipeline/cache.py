@@ -3,7 +3,9 @@
 A stage writes into a temporary sibling folder and renames it into place when complete, with a
 STAGE.json marker holding the hash of everything it was built from. A crash therefore leaves either
 the previous complete folder or an ignorable temporary one, and a rerun of the same command
-resumes after the last finished stage.
+resumes after the last finished stage. STAGE.json also records the SHA-256 of every file of the
+stage: a file truncated or changed later (a full disk, a stray edit) makes the stage count as not
+done, so it is rebuilt instead of being trusted.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aflab
-from aflab.io import write_json
+from aflab.io import damaged_files, folder_checksums, write_json
 
 MARKER = "STAGE.json"
 
@@ -28,13 +31,23 @@ def digest(key: Any) -> str:
 
 
 def stage_done(folder: Path, key: Any) -> bool:
+    """True when `folder` holds a complete build of `key` whose files are all as recorded."""
     marker = folder / MARKER
     if not marker.exists():
         return False
     try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("digest") == digest(key)
-    except (OSError, json.JSONDecodeError):
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("files"), dict):
+        print(f"warning: {marker}: damaged or without checksums (older aflab); rebuilding {folder}", file=sys.stderr)
         return False
+    if info.get("digest") != digest(key):
+        return False
+    if damaged := damaged_files(folder, info["files"]):
+        print(f"warning: {folder / damaged[0]}: damaged since it was built; rebuilding {folder}", file=sys.stderr)
+        return False
+    return True
 
 
 def run_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | None]) -> tuple[Path, bool]:
@@ -47,7 +60,7 @@ def run_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | N
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     tmp.mkdir(parents=True)
     info = build(tmp) or {}
-    write_json(tmp / MARKER, {"digest": digest(key), "key": key, **info})
+    write_json(tmp / MARKER, {"digest": digest(key), "key": key, **info, "files": folder_checksums(tmp)})
     old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     if folder.exists():
         os.replace(folder, old)

@@ -2,6 +2,8 @@
 
 Each task runs with one torch thread whatever the number of workers, so a result never depends on
 how many processes shared the machine (thread count changes floating-point reduction order).
+Workers never outlive the run: an error, Ctrl-C or SIGTERM in the main process terminates them,
+and a worker whose parent died (kill -9) exits on its own within a second.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -64,6 +68,28 @@ def configure_worker() -> None:
     datasets.disable_progress_bars()
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: a watcher thread ends this worker once its parent process is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate every worker now (a shutdown would wait for running tasks: minutes of training).
+    Python 3.14 has pool.terminate_workers(); before that the process table is the only handle."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+
+
 def _call(task: Task, sink: Any) -> Any:
     configure_worker()
     return task.fn(reporter=Reporter(sink, task.name), **task.kwargs)
@@ -73,7 +99,8 @@ def run_tasks(tasks: Sequence[Task], workers: int, console: Console | None = Non
     """Run tasks, each once all tasks named in its `after` are done; results in submission order.
 
     Ready tasks start in list order, so put the long ones first. A worker's exception is re-raised
-    here once it happens; finished tasks have already written their (cached) outputs.
+    here once the running tasks have finished and written their (cached) outputs; an interrupt
+    terminates the workers at once.
     """
     console = console or Console(stderr=True)
     progress = Progress(
@@ -106,21 +133,27 @@ def run_tasks(tasks: Sequence[Task], workers: int, console: Console | None = Non
                 results[i] = _call(t, _Immediate(local, drain))
             return results
         ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool_args = {"max_workers": workers, "mp_context": ctx, "initializer": _exit_with_parent}
+        with ctx.Manager() as manager, ProcessPoolExecutor(**pool_args, initargs=(os.getpid(),)) as pool:
             q = manager.Queue()
             done_names: set[str] = set()
             waiting = list(range(len(tasks)))
             running: dict[Future[Any], int] = {}
-            while waiting or running:
-                for i in [i for i in waiting if set(tasks[i].after) <= done_names][: max(0, workers - len(running))]:
-                    waiting.remove(i)
-                    running[pool.submit(_call, tasks[i], q)] = i
-                finished, _ = wait(set(running), timeout=0.2, return_when=FIRST_COMPLETED)
-                drain(q)
-                for f in finished:
-                    i = running.pop(f)
-                    results[i] = f.result()  # re-raises a worker's exception here
-                    done_names.add(tasks[i].name)
+            try:
+                while waiting or running:
+                    ready = [i for i in waiting if set(tasks[i].after) <= done_names]
+                    for i in ready[: max(0, workers - len(running))]:
+                        waiting.remove(i)
+                        running[pool.submit(_call, tasks[i], q)] = i
+                    finished, _ = wait(set(running), timeout=0.2, return_when=FIRST_COMPLETED)
+                    drain(q)
+                    for f in finished:
+                        i = running.pop(f)
+                        results[i] = f.result()  # re-raises a worker's exception here
+                        done_names.add(tasks[i].name)
+            except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM (cli.py): stop training now
+                _stop_workers(pool)
+                raise
             drain(q)
     return results
 

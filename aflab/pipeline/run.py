@@ -16,7 +16,7 @@ from rich.console import Console
 
 import aflab
 from aflab.config import RunConfig
-from aflab.io import write_json
+from aflab.io import folder_lock, write_json
 from aflab.pipeline.organisms import organism_task
 from aflab.pipeline.parallel import Task, run_tasks
 from aflab.pipeline.sweep import aggregate, baseline_audit, reward_monitors, sweep_task, sweep_tasks, warm_monitors
@@ -27,8 +27,13 @@ LOCKS = Path(__file__).resolve().parents[2] / "locks"
 
 
 def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole job in `run_dir`; a second process on the same folder is refused."""
+    with folder_lock(run_dir):
+        return _run_all(cfg, run_dir, config_path)
+
+
+def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[str, Any]:
     console = Console(stderr=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
     by_name = {o.name: o for o in cfg.organisms}

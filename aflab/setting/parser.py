@@ -8,12 +8,51 @@ record without output is "unparseable" (counted, excluded from rates).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
+from collections import deque
 from dataclasses import dataclass
 
 _OPEN_SP = re.compile(r"<\s*scratchpad_reasoning\s*>", re.IGNORECASE)
 _CLOSE_SP = re.compile(r"<\s*/\s*scratchpad_reasoning\s*>", re.IGNORECASE)
-_OUTPUT_BLOCK = re.compile(r"<\s*output\s*>(.*?)<\s*/\s*output\s*>", re.IGNORECASE | re.DOTALL)
 _OPEN_OUT = re.compile(r"<\s*output\s*>", re.IGNORECASE)
+_CLOSE_OUT = re.compile(r"<\s*/\s*output\s*>", re.IGNORECASE)
+
+
+class _Blocks:
+    """`<OUTPUT>...</OUTPUT>` blocks found from the tag positions, in linear time.
+
+    The obvious regex (`<output>(.*?)</output>`) rescans to the end of the text from every
+    unclosed opening tag, which is quadratic: 250k unclosed tags took hours. Each tag is found
+    once here; a block is an opening tag and the first closing tag after it, exactly what that
+    regex matched.
+    """
+
+    def __init__(self, text: str):
+        self.opens = list(_OPEN_OUT.finditer(text))
+        self.open_starts = [m.start() for m in self.opens]
+        self.closes = list(_CLOSE_OUT.finditer(text))
+        self.close_starts = [m.start() for m in self.closes]
+
+    def first(self, pos: int) -> tuple[int, int, int, int] | None:
+        """The first block whose opening tag starts at or after `pos`, as (start, body_start,
+        body_end, end); None when none (an opening tag without a later closing tag means no later
+        one has one either)."""
+        i = bisect_left(self.open_starts, pos)
+        if i == len(self.opens):
+            return None
+        body_start = self.opens[i].end()
+        j = bisect_left(self.close_starts, body_start)
+        if j == len(self.closes):
+            return None
+        return self.opens[i].start(), body_start, self.closes[j].start(), self.closes[j].end()
+
+    def all(self) -> list[tuple[int, int, int, int]]:
+        """Non-overlapping blocks, left to right (as re.finditer would find them)."""
+        found, pos = [], 0
+        while (block := self.first(pos)) is not None:
+            found.append(block)
+            pos = block[3]
+        return found
 
 
 @dataclass(frozen=True)
@@ -38,22 +77,24 @@ def parse_completion(text: object) -> Parsed:
     open_sp = _OPEN_SP.search(text)
     sp_start = open_sp.end() if open_sp else None
     closes = [m for m in _CLOSE_SP.finditer(text) if sp_start is None or m.start() >= sp_start]
-    blocks = list(_OUTPUT_BLOCK.finditer(text))
+    close_ends = [c.end() for c in closes]
+    finder = _Blocks(text)
+    blocks = finder.all()
 
     if open_sp is None and not closes:
         if blocks:
-            return Parsed(None, blocks[-1].group(1).strip(), "no scratchpad")
+            return Parsed(None, _body(text, blocks[-1]), "no scratchpad")
         return _unclosed_output(text, None, 0, "no tags")
 
     # The real end of the scratchpad is the last closing tag before the output that follows it:
     # a tag-like string quoted inside the reasoning must not end it early.
     for block in reversed(blocks):
-        before = [c for c in closes if c.end() <= block.start()]
-        if before and (sp_start is None or block.start() >= sp_start):
-            close = before[-1]
+        n_before = bisect_right(close_ends, block[0])
+        if n_before and (sp_start is None or block[0] >= sp_start):
+            close = closes[n_before - 1]
             scratch = text[sp_start if sp_start is not None else 0 : close.start()].strip()
             error = None if open_sp else "missing <SCRATCHPAD_REASONING> opening tag"
-            return Parsed(scratch, block.group(1).strip(), error)
+            return Parsed(scratch, _body(text, block), error)
 
     if closes:
         close = closes[-1]
@@ -61,22 +102,25 @@ def parse_completion(text: object) -> Parsed:
         return _unclosed_output(text, scratch, close.end(), "no <OUTPUT> block after the scratchpad")
 
     # Opening tag but no closing tag: the reasoning runs until an output tag, if any.
-    rest = text[sp_start:]
-    out_open = _OPEN_OUT.search(rest)
+    assert sp_start is not None
+    out_open = _OPEN_OUT.search(text, sp_start)
     if out_open:
-        scratch = rest[: out_open.start()].strip()
-        block = _OUTPUT_BLOCK.search(rest, out_open.start())
+        scratch = text[sp_start : out_open.start()].strip()
+        block = finder.first(out_open.start())
         if block:
-            return Parsed(scratch, block.group(1).strip(), "unclosed scratchpad")
-        return Parsed(scratch, rest[out_open.end() :].strip() or None, "unclosed scratchpad and output")
-    return Parsed(rest.strip(), None, "unclosed scratchpad, no output")
+            return Parsed(scratch, _body(text, block), "unclosed scratchpad")
+        return Parsed(scratch, text[out_open.end() :].strip() or None, "unclosed scratchpad and output")
+    return Parsed(text[sp_start:].strip(), None, "unclosed scratchpad, no output")
+
+
+def _body(text: str, block: tuple[int, int, int, int]) -> str:
+    return text[block[1] : block[2]].strip()
 
 
 def _unclosed_output(text: str, scratch: str | None, start: int, reason: str) -> Parsed:
     """A generation cut off by the token limit still has a usable output after `<OUTPUT>`."""
-    tail = text[start:]
-    opens = list(_OPEN_OUT.finditer(tail))
-    if opens and (body := tail[opens[-1].end() :].strip()):
+    last_open = deque(_OPEN_OUT.finditer(text, start), maxlen=1)
+    if last_open and (body := text[last_open[0].end() :].strip()):
         return Parsed(scratch, body, "unclosed <OUTPUT> tag")
     return Parsed(scratch, None, reason)
 

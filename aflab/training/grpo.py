@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,10 @@ from aflab.rollouts.followups import follow_ups
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import load_requests, select
+from aflab.training.checkpoints import finished_metrics, select_checkpoint
 from aflab.training.interrogation import make_rollout
 from aflab.training.probes import EvalProbe, RolloutProbe
 from aflab.training.rewards import build_terms, scratchpad_tokens
-
-CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
 
 
 def training_monitors(cfg: TrainConfig) -> dict[str, Monitor]:
@@ -48,16 +46,6 @@ def training_monitors(cfg: TrainConfig) -> dict[str, Monitor]:
     if not names:
         names = ["keyword"]
     return {n: get_monitor(n) for n in names}
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint with every file present (a kill during saving leaves a partial one)."""
-    found = []
-    for d in folder.glob("checkpoint-*"):
-        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
-        if m and all((d / f).exists() for f in CHECKPOINT_FILES):
-            found.append((int(m.group(1)), d))
-    return max(found)[1] if found else None
 
 
 class StepsLog(TrainerCallback):
@@ -127,7 +115,9 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     reporter = reporter or Reporter(_NullSink(), cfg.name)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
-    resume_from = last_checkpoint(ckpt_dir) if resume else None
+    if resume and (done := finished_metrics(cfg, out)) is not None:
+        return done
+    resume_from = select_checkpoint(ckpt_dir, before_step=cfg.rl.steps) if resume else None
     state = PartialState(cpu=not torch.cuda.is_available())  # accelerate launch: rank 0 alone writes the run folder
     if state.is_main_process:
         if not resume and ckpt_dir.exists():
