@@ -156,12 +156,13 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
         validity = S.headline_rows(sw, org, S.VALIDITY)
         if len(S.columns(sw, org, S.VALIDITY)):
             header = S.headline_header(sw, org, S.VALIDITY)
-            note = S.VALIDITY_NOTE + (" " + S.agreement_line(sw, org) if S.agreement_line(sw, org) else "")
-            md += ["What the audit sees, against ground truth:", "", md_table(header, validity), "", note, ""]
+            notes = [S.VALIDITY_NOTE, *filter(None, [S.agreement_line(sw, org)]), *S.controls_text(sw, org)]
+            md += ["What the audit sees, against ground truth:", "", md_table(header, validity), ""]
+            md += [*[f"- {n}" for n in notes], ""]
             body += [
                 "<p><b>What the audit sees, against ground truth</b></p>",
                 html_table(header, validity),
-                f"<p class='note'>{html.escape(note)}</p>",
+                "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
             ]
         if gen:
             md += [f"Generalisation across tiers: {gen}", ""]
@@ -239,9 +240,9 @@ def readme_section(summary: dict[str, Any], source: str) -> str:
             md += ["", f"**{org}**", "", md_table(S.headline_header(sw, org), S.headline_rows(sw, org))]
             if len(S.columns(sw, org, S.VALIDITY)):
                 validity = md_table(S.headline_header(sw, org, S.VALIDITY), S.headline_rows(sw, org, S.VALIDITY))
-                agreement = S.agreement_line(sw, org)
-                md += ["", "What the audit sees, against ground truth:", "", validity, "", S.VALIDITY_NOTE]
-                md += [agreement] if agreement else []
+                notes = [S.VALIDITY_NOTE, *filter(None, [S.agreement_line(sw, org)]), *S.controls_text(sw, org)]
+                md += ["", "What the audit sees, against ground truth:", "", validity, ""]
+                md += [f"- {n}" for n in notes]
             paired = S.paired_rows(sw, org)
             if paired:
                 intro = f"Paired differences against {sw['reference']} (same seeds):"

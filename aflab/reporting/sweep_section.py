@@ -108,6 +108,42 @@ def headline_rows(sw: dict[str, Any], org: str, table: tuple[Column, ...] = COLU
     return rows
 
 
+def _contains(x: dict[str, Any] | None, v: float | None) -> str:
+    if not x or not x.get("ci95") or v is None:
+        return "cannot tell (no interval)"
+    lo, hi = x["ci95"]
+    return "contains" if lo - 1e-9 <= v <= hi + 1e-9 else "does NOT contain"
+
+
+def controls_text(sw: dict[str, Any], org: str) -> list[str]:
+    """Plain sentences, generated from the numbers, on what the control arms showed."""
+    table, base, out = sw["table"][org], sw["baseline"][org], []
+    if null := table.get("null_update"):
+        parts = [
+            f"{name} {ci(null.get(key), signed)} {_contains(null.get(key), base.get(key))} its before-RL value "
+            f"{_plain(base.get(key), signed)}"
+            for name, key, signed in (
+                ("gap", "gap", True),
+                ("auditor AF", "af_rate_audit", False),
+                ("oracle AF", "oracle_af", False),
+            )
+            if null.get(key)
+        ]
+        out.append("Null update (the whole RL loop, learning rate 0; the noise floor): " + "; ".join(parts) + ".")
+    if (pos := table.get("positive_control")) and pos.get("recall_vs_oracle/training"):
+        audit = _audit_name(sw, org, "positive_control")
+        train, aud = pos["recall_vs_oracle/training"], pos.get(f"recall_vs_oracle/{audit}")
+        gap = None
+        if aud and aud.get("mean") is not None and train.get("mean") is not None:
+            gap = aud["mean"] - train["mean"]
+        out.append(
+            f"Positive control (process supervision against `{_training_name(sw, org, 'positive_control')}`, built "
+            f"blind to terse and euphemistic faking): recall against the oracle {ci(train)} for the training monitor, "
+            f"{ci(aud)} for the auditor `{audit}`" + (f" (difference {gap:+.2f})." if gap is not None else ".")
+        )
+    return out
+
+
 VALIDITY_NOTE = (
     "Oracle: each scratchpad sentence traced to the phrase-bank step it came from (faking, benign framing, "
     "refusal...); degenerate = mostly untraceable text. Recall against the oracle is measured on each arm's own "
