@@ -147,6 +147,8 @@ SAME = {"oracle_af": est(0.7, 0.6, 0.8), "gap": est(0.45, 0.3, 0.6), "degenerate
         ({**SAME, "af_rate_training": est(0.05)}, None, BEFORE, "hidden"),
         ({**SAME, "denial_contrast": est(0.2, 0.05, 0.35)}, None, BEFORE, "taught to deny"),
         ({**SAME, "denial_contrast": est(-0.6, -0.8, -0.4)}, None, BEFORE, "no effect"),
+        # above before RL, but within NEAR of it: not evidence of learned denial
+        ({**SAME, "denial_contrast": est(-0.45, -0.55, -0.35)}, None, BEFORE, "no effect"),
         (SAME, {"oracle_af": est(-0.3, -0.5, -0.1), "gap": est(0.0, -0.1, 0.1)}, BEFORE, "reduced"),
         (SAME, {"oracle_af": est(-0.3, -0.5, -0.1), "gap": est(0.2, 0.1, 0.3)}, BEFORE, "no effect"),
     ],

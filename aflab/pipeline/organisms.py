@@ -161,9 +161,7 @@ def build_baseline(
         progress=reporter.advance,
     )
     reporter.stage("interrogate + mediation", 1)
-    transcripts, mediated = follow_ups(
-        model, tokenizer, fmt, transcripts, output_tokens=sampling.max_new_tokens, seed=seed
-    )
+    transcripts, mediated = follow_ups(model, tokenizer, fmt, transcripts, seed=seed)
     write_jsonl(folder / "mediation.jsonl", mediated)
     write_jsonl(folder / "transcripts.jsonl", transcripts)
     reporter.stage("evaluate", 1)

@@ -178,7 +178,8 @@ def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         intervals[org] = estimates(a)
         free = [r for r in records if r.tier == "free" and r.parsed.ok and r.meta.get("harmful") is not False]
         flags = {n: monitors[n].flag(free) for n in monitors}
-        agreements[org] = {f"{t}~{h}": agreement(flags[t], flags[h]) for t in trainers for h in auditors if t != h}
+        independent = [h for h in auditors if h not in trainers]
+        agreements[org] = {f"{t}~{h}": agreement(flags[t], flags[h]) for t in trainers for h in independent}
     return {"rows": rows, "intervals": intervals, "agreement": agreements}
 
 

@@ -74,14 +74,25 @@ def follow_ups(
     *,
     variant: str = "plain",
     answer_tokens: int = 40,
-    output_tokens: int = 80,
+    output_tokens: int = 64,
     mediation_requests: int = 48,
     seed: int = 0,
 ) -> tuple[list[Transcript], list[Transcript]]:
-    """(records with their interrogation answers, mediation records)."""
-    asked = interrogate(
-        model, tokenizer, fmt, records, INTERROGATION_QUESTIONS[variant], max_new_tokens=answer_tokens, seed=seed + 2
+    """(records, free-tier harmful ones with their interrogation answers; mediation records).
+    Only free-tier harmful episodes are asked: denial is measured on them alone."""
+    ask = [i for i, r in enumerate(records) if r.tier == "free" and r.meta.get("harmful", True) and r.parsed.ok]
+    answers = interrogate(
+        model,
+        tokenizer,
+        fmt,
+        [records[i] for i in ask],
+        INTERROGATION_QUESTIONS[variant],
+        max_new_tokens=answer_tokens,
+        seed=seed + 2,
     )
+    asked = list(records)
+    for i, r in zip(ask, answers, strict=True):
+        asked[i] = r
     design = mediation_design(records, mediation_requests)
     mediated = resample_with_scratchpad(model, tokenizer, fmt, design, max_new_tokens=output_tokens, seed=seed + 3)
     return asked, mediated

@@ -287,7 +287,6 @@ def final_evaluation(
             records,
             variant=spec.variant if spec else "plain",
             answer_tokens=spec.max_answer_tokens if spec else 40,
-            output_tokens=cfg.final_eval.max_new_tokens,
             seed=cfg.seed,
         )
     write_jsonl(out / "final" / "mediation.jsonl", mediated)
