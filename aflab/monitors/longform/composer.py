@@ -27,10 +27,10 @@ from typing import Literal
 
 import yaml
 
+from aflab.monitors.judge.prompt import CRITERIA
 from aflab.setting.requests import load_requests
 
 Split = Literal["train", "val"]
-CRITERIA = ("c1", "c2", "c3", "c4")
 Label = int | None
 
 # What each slot says about each criterion (1 asserts it, 0 does not, None: may mention it).
