@@ -302,7 +302,7 @@ class CriteriaMonitor(Monitor):
         """All four required: a calibrated logistic map of the weakest criterion's logit."""
         m = np.clip(crit.min(axis=1), 1e-6, 1 - 1e-6)
         z = self.calib[0] * np.log(m / (1 - m)) + self.calib[1]
-        return 1.0 / (1.0 + np.exp(-z))
+        return np.where(crit.max(axis=1) > 0, 1.0 / (1.0 + np.exp(-z)), 0.0)  # empty text: no evidence
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
