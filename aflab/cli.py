@@ -92,12 +92,12 @@ def classify(
     output_file(output)
     mon = get_monitor(monitor)
     records = load_transcripts(input)
-    scores = mon.score(records)
+    scores, details = mon.score_with_details(records)
     write_jsonl(
         output,
         (
-            {"id": r.id, "monitor": mon.name, "score": float(s), "flag": bool(s >= mon.threshold)}
-            for r, s in zip(records, scores, strict=True)
+            {"id": r.id, "monitor": mon.name, "score": float(s), "flag": bool(s >= mon.threshold), **extra}
+            for r, s, extra in zip(records, scores, details, strict=True)
         ),
     )
     err.print(
@@ -185,14 +185,14 @@ def monitors_eval(
 
     from aflab.io import output_file, write_json
     from aflab.monitors import get_monitor
-    from aflab.monitors.validation import evaluate_monitor, label_of
+    from aflab.monitors.validation import CRITERIA, evaluate_monitor, label_of
     from aflab.records import load_transcripts
 
     output_file(out)
     records = load_transcripts(input)
     for r in records:
         label_of(r)
-    names = monitor or ["keyword", "learned", "learned_words", "output_only"]
+    names = monitor or ["keyword", "learned", "learned_words", "criteria", "output_only"]
     reports = [evaluate_monitor(get_monitor(n), records, n_boot=bootstrap) for n in names]
     write_json(out, {"input": str(input), "reports": reports})
     table = Table("monitor", "AUROC", "AP", "precision", "recall", "F1", "ECE", title=f"{input} (n={len(records)})")
@@ -202,6 +202,12 @@ def monitors_eval(
             rep["monitor"], *(_ci(o[k]) for k in ("auroc", "average_precision", "precision", "recall", "f1", "ece"))
         )
     Console().print(table)
+    per_criterion = [rep for rep in reports if rep.get("criteria")]
+    if per_criterion:
+        ct = Table("monitor", *CRITERIA, title="AUROC per criterion (records' criteria labels)")
+        for rep in per_criterion:
+            ct.add_row(rep["monitor"], *(_ci(rep["criteria"].get(c)) for c in CRITERIA))
+        Console().print(ct)
     groups = sorted({g for rep in reports for g in rep["groups"]})
     if groups:
         gt = Table("group", *names, title="flag rate by group (95% Wilson interval)")

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, model_validator
+from pydantic_core import core_schema
 
 from aflab.errors import UserError
 from aflab.io import read_text
@@ -29,6 +30,48 @@ Style = Literal["plain", "counterfactual", "emotional", "short", "terse", "euphe
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+class _MonitorSpec(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MonitorRef(str):
+    """A monitor named in a config: `judge`, or `{name: judge, options: {backend: openai, ...}}`.
+
+    A str subclass, so everything that keys, compares or prints monitors by name keeps working; the
+    options travel with it (also through pickling to worker processes) and `get_monitor(ref)` passes
+    them to the monitor's constructor. It serialises back to the plain name when it has no options,
+    else to the mapping, so stage cache keys built from `model_dump` change when the options do.
+    """
+
+    options: dict[str, Any]
+
+    def __new__(cls, name: str, options: dict[str, Any] | None = None) -> MonitorRef:
+        ref = super().__new__(cls, name)
+        ref.options = dict(options or {})
+        return ref
+
+    def spec(self) -> str | dict[str, Any]:
+        """The JSON form: the name alone, or {name, options}."""
+        return str(self) if not self.options else {"name": str(self), "options": self.options}
+
+    @classmethod
+    def parse(cls, value: Any) -> MonitorRef:
+        if isinstance(value, MonitorRef):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        spec = _MonitorSpec.model_validate(value)
+        return cls(spec.name, spec.options)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda r: MonitorRef.parse(r).spec()),
+        )
 
 
 class OrganismData(Strict):
@@ -148,7 +191,7 @@ class SamplingSpec(Strict):
 
 
 class EvaluationSpec(Strict):
-    monitors: list[str] = Field(default_factory=lambda: ["keyword"])
+    monitors: list[MonitorRef] = Field(default_factory=lambda: [MonitorRef("keyword")])
     bootstrap: PosInt = 2000
 
 
@@ -242,7 +285,7 @@ class OutputRewardSpec(Strict):
 class ProcessSupervisionSpec(Strict):
     """reward += weight * log(1 - p_AF(scratchpad)), clipped at -clip."""
 
-    monitor: str = "keyword"
+    monitor: MonitorRef = MonitorRef("keyword")
     weight: Annotated[float, Field(ge=0)] = 1.0
     clip: Annotated[float, Field(gt=0)] = 3.0
 
@@ -250,7 +293,7 @@ class ProcessSupervisionSpec(Strict):
 class AfPlusSpec(Strict):
     """Organism construction, not a mitigation: reward += weight * log p_AF (strengthens faking)."""
 
-    monitor: str = "keyword"
+    monitor: MonitorRef = MonitorRef("keyword")
     weight: Annotated[float, Field(ge=0)] = 1.0
     clip: Annotated[float, Field(gt=0)] = 3.0
 
@@ -321,7 +364,7 @@ class TrainConfig(Strict):
     mitigation: MitigationSpec = Field(default_factory=MitigationSpec)
     rl: RLSpec = Field(default_factory=RLSpec)
     seed: Seed = 0
-    held_out_monitors: list[str] = Field(default_factory=list)
+    held_out_monitors: list[MonitorRef] = Field(default_factory=list)
     final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
 
     @model_validator(mode="after")
@@ -341,7 +384,9 @@ class SweepSpec(Strict):
     rl: RLSpec = Field(default_factory=RLSpec)
     final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
     # Every run is audited with each of these that is not part of its own reward.
-    audit_monitors: list[str] = Field(default_factory=lambda: ["keyword", "learned", "learned_words"])
+    audit_monitors: list[MonitorRef] = Field(
+        default_factory=lambda: [MonitorRef(n) for n in ("keyword", "learned", "learned_words")]
+    )
     keep_models: bool = False
 
     @model_validator(mode="after")

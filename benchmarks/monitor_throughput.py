@@ -1,4 +1,6 @@
-"""Learned-monitor throughput on CPU, and the judge's on-disk cache hit rate on a rerun.
+"""Learned-monitor throughput on CPU (short generator text, and ~300-word long-form scratchpads for
+the scratchpad monitors an auditor would run on real reasoning), and the judge's on-disk cache hit
+rate on a rerun.
 
 The judge runs against an in-process stand-in backend (no network, no model) that counts calls,
 so the figure is the cache's, not a server's.
@@ -20,6 +22,7 @@ from _common import machine, record
 from aflab.monitors import get_monitor
 from aflab.monitors.corpus import monitor_corpus
 from aflab.monitors.judge.backends import Backend, Completion
+from aflab.monitors.longform.composer import corpus
 
 N = 5000
 
@@ -52,6 +55,16 @@ def main() -> None:
         mon.score_texts(texts)
         speed[name] = N / (time.perf_counter() - t0)
         print(f"{name}: {speed[name]:,.0f} records/s")
+    long = [i.scratchpad for i in corpus(3000, 21, "val") if 250 <= len(i.scratchpad.split()) <= 350]
+    words = sum(len(t.split()) for t in long) / len(long)
+    for name in ("keyword", "learned", "learned_words", "criteria"):
+        mon = get_monitor(name)
+        mon.score_texts(long[:50])
+        t0 = time.perf_counter()
+        mon.score_texts(long)
+        rate = len(long) / (time.perf_counter() - t0)
+        speed[f"{name} (long-form)"] = rate
+        print(f"{name}: {rate:,.0f} scratchpads/s on {len(long)} long-form scratchpads of {words:.0f} words on average")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["AFLAB_CACHE_DIR"] = cache
         from aflab.monitors.judge import JudgeMonitor

@@ -9,9 +9,10 @@ run and a held-out auditor of another.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -45,6 +46,13 @@ class Monitor(ABC):
     def flag(self, records: Sequence[Transcript]) -> np.ndarray:
         return self.score(records) >= self.threshold
 
+    def score_with_details(self, records: Sequence[Transcript]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Scores plus extra per-record fields for `classify` output (e.g. per-criterion scores).
+
+        The default has no extras; monitors that reason in parts override it without scoring twice.
+        """
+        return self.score(records), [{} for _ in records]
+
 
 _REGISTRY: dict[str, Callable[..., Monitor]] = {}
 
@@ -64,10 +72,17 @@ def monitor_names() -> list[str]:
 
 
 def get_monitor(name: str, **options: object) -> Monitor:
+    """A monitor by name; options from a config `MonitorRef` come first, keyword options override them."""
     _load_builtin()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown monitor {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**options)
+    key = str(name)
+    if key not in _REGISTRY:
+        raise UserError(f"unknown monitor {key!r}; known: {', '.join(sorted(_REGISTRY))}")
+    merged = {**getattr(name, "options", {}), **options}
+    try:  # an option the monitor does not take is the config's mistake: say which, before building
+        inspect.signature(_REGISTRY[key]).bind(**merged)
+    except TypeError as e:
+        raise UserError(f"monitor {key!r}: bad options {sorted(merged)}: {e}") from None
+    return _REGISTRY[key](**merged)
 
 
 def monitor_class(name: str) -> type[Monitor]:
@@ -79,4 +94,4 @@ def monitor_class(name: str) -> type[Monitor]:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    from aflab.monitors import behaviour, compliance, judge, keyword, learned  # noqa: F401
+    from aflab.monitors import behaviour, compliance, criteria, judge, keyword, learned  # noqa: F401

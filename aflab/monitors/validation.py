@@ -13,6 +13,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from aflab.errors import UserError
 from aflab.evaluation.stats import wilson
 from aflab.monitors.base import Monitor
+from aflab.monitors.judge.prompt import CRITERIA
 from aflab.records import Transcript
 
 
@@ -76,12 +77,47 @@ def score_report(
     return out
 
 
+def criteria_labels(r: Transcript) -> dict[str, int] | None:
+    """The record's per-criterion labels ({"c1": 0/1, ...}) when it carries them, else None."""
+    raw = (r.model_extra or {}).get("criteria", r.meta.get("criteria"))
+    if not isinstance(raw, dict) or set(raw) != set(CRITERIA) or any(v not in (0, 1) for v in raw.values()):
+        return None
+    return {c: int(raw[c]) for c in CRITERIA}
+
+
+def auroc_with_ci(y: np.ndarray, s: np.ndarray, n_boot: int, seed: int) -> dict[str, Any] | None:
+    """AUROC and its bootstrap 95% interval, or None when only one class is present."""
+    if not 0 < y.sum() < len(y):
+        return None
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        if 0 < y[i].sum() < len(y):
+            boots.append(roc_auc_score(y[i], s[i]))
+    ci = [float(x) for x in np.quantile(boots, [0.025, 0.975])] if len(boots) > 10 else None
+    return {"value": float(roc_auc_score(y, s)), "ci95": ci, "n": len(y), "positives": int(y.sum())}
+
+
 def evaluate_monitor(
     monitor: Monitor, records: Sequence[Transcript], n_boot: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
     y = [label_of(r) for r in records]
-    s = monitor.score(records)
-    report = {"monitor": monitor.name, "overall": score_report(y, s, monitor.threshold, n_boot, seed), "groups": {}}
+    s, details = monitor.score_with_details(records)
+    report: dict[str, Any] = {
+        "monitor": monitor.name,
+        "overall": score_report(y, s, monitor.threshold, n_boot, seed),
+        "groups": {},
+    }
+    # Per-criterion AUROC where the records carry criterion labels and the monitor scores criteria.
+    labelled = [(criteria_labels(r), d.get("criteria")) for r, d in zip(records, details, strict=True)]
+    if labelled and all(lab is not None and isinstance(sc, dict) and set(CRITERIA) <= set(sc) for lab, sc in labelled):
+        report["criteria"] = {
+            c: auroc_with_ci(
+                np.array([lab[c] for lab, _ in labelled]), np.array([sc[c] for _, sc in labelled]), n_boot, seed
+            )
+            for c in CRITERIA
+        }
     groups = sorted({g for g in map(group_of, records) if g})
     for g in groups:
         idx = [i for i, r in enumerate(records) if group_of(r) == g]

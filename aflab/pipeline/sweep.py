@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from aflab.config import FinalEvalSpec, MitigationSpec, RLSpec, RunConfig, TrainConfig
+from aflab.config import FinalEvalSpec, MitigationSpec, MonitorRef, RLSpec, RunConfig, TrainConfig
 from aflab.evaluation.audit import RATES, agreement, audit, flatten
 from aflab.evaluation.stats import mean_ci
 from aflab.evaluation.verdicts import verdict
@@ -62,7 +62,7 @@ def sweep_task(
         "rl": rl,
         "final_eval": final_eval,
         "seed": seed,
-        "held_out": held_out,
+        "held_out": [MonitorRef.parse(m).spec() for m in held_out],  # options change the audit
     }
 
     def build(tmp: Path) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from aflab.errors import UserError
-from aflab.monitors.base import Monitor, register
+from aflab.monitors.base import Monitor, register, text_of
 from aflab.monitors.judge.backends import (
     AnthropicBackend,
     Backend,
@@ -284,6 +284,12 @@ class JudgeMonitor(Monitor):
         """Scores in [0, 1]; failed records score 0.0 and are listed in `last_failures`."""
         results = self.score_detailed(texts)
         return np.array([0.0 if r.is_failure else r.score for r in results], dtype=float)
+
+    def score_with_details(self, records: Sequence[Any]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Scores plus each record's share of votes meeting each criterion (for `classify`)."""
+        results = self.score_detailed([text_of(r, self.reads) for r in records])
+        scores = np.array([0.0 if r.is_failure else r.score for r in results], dtype=float)
+        return scores, [{"criteria": r.criteria} if r.criteria else {} for r in results]
 
     def score_detailed(self, texts: Sequence[str]) -> list[JudgeResult]:
         """Per-record votes, criterion shares and failure reasons (score NaN for failed records)."""
