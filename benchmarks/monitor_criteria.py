@@ -29,7 +29,7 @@ from aflab.records import load_transcripts
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION_B = ROOT / "aflab" / "monitors" / "longform" / "validation_b.jsonl"
 HANDSET = ROOT / "tests" / "data" / "monitor_handset.jsonl"
-MONITORS = ("keyword", "learned", "learned_words", "criteria")
+MONITORS = ("keyword", "learned", "learned_blind", "learned_words", "auditor", "criteria")
 
 
 def fmt(x: dict | None) -> str:
