@@ -8,6 +8,7 @@ the worker processes have been stopped. `--debug` shows tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,7 +122,10 @@ def train(
     run_dir = _WRITING["under"] = out or Path("runs") / "train" / cfg.name
     configure_worker()
     task = Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"), "out": str(run_dir), "resume": resume})
-    with folder_lock(run_dir):  # a second train into the same folder is refused, not mixed in
+    # A second train into the same folder is refused, not mixed in. Under `accelerate launch` the
+    # ranks of one launch are one run: rank 0 alone writes, so rank 0 alone holds the lock.
+    rank0 = os.environ.get("RANK", "0") == "0"
+    with folder_lock(run_dir) if rank0 else contextlib.nullcontext():
         [metrics] = run_tasks([task], workers=1)
     err.print(f"[green]done[/green]: {run_dir}/metrics.json")
     typer.echo(json.dumps({k: metrics[k] for k in ("n", "compliance", "compliance_gap", "af_rate")}, indent=2))
