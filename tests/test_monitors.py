@@ -16,7 +16,8 @@ KINDS = [r.model_extra["kind"] for r in HANDSET]
 
 # Measured when the monitors were built (130 hand-written items, written independently of the
 # generator): learned 0.969, learned_words 0.977, keyword 0.753. Fail on a real regression.
-MEASURED_AUROC = {"learned": 0.969, "learned_words": 0.977, "keyword": 0.753}
+# learned: 0.946 since it trains on half "a" of the bank (the independent auditor took half "b")
+MEASURED_AUROC = {"learned": 0.946, "learned_words": 0.977, "keyword": 0.753}
 MARGIN = 0.02
 
 

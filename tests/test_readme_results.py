@@ -32,6 +32,10 @@ def test_committed_readme_section_equals_what_the_command_prints_for_the_shipped
 
 def test_per_arm_metrics_added_to_the_summary_appear_as_columns():
     summary = json.loads((SHIPPED / "summary.json").read_text())
+    for arms in summary["sweep"]["table"].values():  # the shipped run has these: take them out first
+        for arm in arms.values():
+            arm.pop("oracle_af", None)
+            arm.pop("denial_contrast", None)
     assert "oracle AF" not in readme_section(summary, "x")
     extended = copy.deepcopy(summary)
     org = next(iter(extended["sweep"]["table"]))
