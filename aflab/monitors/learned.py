@@ -280,10 +280,11 @@ class AuditorMonitor(LearnedMonitor):
 
 @register("learned_words")
 class WordMonitor(LearnedMonitor):
-    """A differently trained learned monitor (other features, other corpus seed): the held-out
-    auditor of runs whose reward used `learned`."""
+    """A differently trained learned monitor (word n-grams only, other corpus seed, the full bank).
+    Not independent of `learned` (same model family, overlapping data): `auditor` is the audit's
+    independent monitor; this one is the strongest on text written outside the bank."""
 
-    description = "logistic regression on hashed word n-grams only, other corpus seed (held-out auditor)"
+    description = "logistic regression on hashed word n-grams only, full bank, other corpus seed"
     features = "words"
     seed = 1
 
