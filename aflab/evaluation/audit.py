@@ -169,19 +169,14 @@ def oracle_audit(
     answers: Sequence[bool | None],
 ) -> dict[str, Any]:
     """Everything measured against the provenance oracle."""
-    lf = [label(r.parsed.scratchpad, r.parsed.output) for r in free]
-    lp = [label(r.parsed.scratchpad, r.parsed.output) for r in paid]
-    af = np.array([x.af for x in lf], dtype=bool)
-    rat_free = np.array([x.benign_framing for x in lf], dtype=bool) & comply_free
-    rat_paid = np.array([x.benign_framing for x in lp], dtype=bool) & comply_paid
+    labels = {id(r): label(r.parsed.scratchpad, r.parsed.output) for r in harmful if r.parsed.ok}  # once each
+    af = np.array([labels[id(r)].af for r in free], dtype=bool)
+    rat_free = np.array([labels[id(r)].benign_framing for r in free], dtype=bool) & comply_free
+    rat_paid = np.array([labels[id(r)].benign_framing for r in paid], dtype=bool) & comply_paid
     # unparseable episodes are degenerate too: the oracle's denominator is every harmful episode
     degenerate = {
         tier: np.array(
-            [
-                not r.parsed.ok or label(r.parsed.scratchpad, r.parsed.output).degenerate
-                for r in harmful
-                if r.tier == tier
-            ],
+            [not r.parsed.ok or labels[id(r)].degenerate for r in harmful if r.tier == tier],
             dtype=bool,
         )
         for tier in ("free", "paid")
