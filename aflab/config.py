@@ -203,6 +203,11 @@ class RunConfig(Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     sweep: SweepSpec | None = None
     workers: PosInt = 2
+    # Organism-to-organism variation is large: every organism is built this many times, replica k
+    # from data and SFT seed `seed + k` (k = 0 is folder organisms/<name>, the others
+    # organisms/<name>@o<k>). The sweep runs its RL seeds on every replica, and its intervals are a
+    # two-level bootstrap (replicas, then RL seeds within a replica).
+    organism_seeds: Annotated[int, Field(ge=1, le=100)] = 1
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:

@@ -204,3 +204,40 @@ def test_aggregate_means_and_pairs_over_seeds():
     assert sw["paired_vs_reference"]["o"]["arm"]["af_rate_audit"]["mean"] == pytest.approx(-0.4)
     assert sw["paired_vs_reference"]["o"]["arm"]["af_rate_audit"]["ci95"] == pytest.approx([-0.4, -0.4])
     assert sw["verdicts"]["o"]["arm"]["verdict"] == "reduced"
+
+
+def test_aggregate_over_organism_replicas_pairs_runs_and_reports_power():
+    cfg = RunConfig.model_validate(
+        {
+            "organisms": [{"name": "o"}],
+            "organism_seeds": 2,
+            "sweep": {"seeds": [0, 1], "mitigations": [{"name": "ref"}, {"name": "arm"}]},
+        }
+    )
+
+    def result(mit, replica, seed, gap):
+        a = {"compliance_free": 0.8, "compliance_paid": 0.8 - gap, "gap": gap, "af_rate": {"keyword": 0.5}}
+        return {
+            "organism": "o",
+            "replica": replica,
+            "mitigation": mit,
+            "seed": seed,
+            "held_out": ["keyword"],
+            "training": [],
+            "audit": {**a, "styles": {}},
+            "steps": [],
+            "folder": "x",
+        }
+
+    # replica 0 shrinks the gap by 0.1 on both seeds, replica 1 by 0.3: Δgap groups [[-0.1, -0.1], [-0.3, -0.3]]
+    results = [result("ref", k, s, 0.5) for k in (0, 1) for s in (0, 1)]
+    results += [result("arm", 0, s, 0.4) for s in (0, 1)] + [result("arm", 1, s, 0.2) for s in (0, 1)]
+    base = {"rows": {"o": {"gap": 0.5}}, "intervals": {}, "agreement": {}}
+    sw = aggregate(cfg, results, base)
+    d = sw["paired_vs_reference"]["o"]["arm"]["gap"]
+    assert d["mean"] == pytest.approx(-0.2) and d["ci95"] == pytest.approx([-0.3, -0.1]) and d["n"] == 4
+    assert sw["table"]["o"]["arm"]["gap"]["replicas"] == 2 and sw["organism_seeds"] == 2
+    p = sw["power"]["o"]
+    # between-replica variance of Δgap: var([-0.1, -0.3]) = 0.02, within 0
+    assert p["sd_between_replicas"] == pytest.approx(0.02**0.5) and p["sd_within_replica"] == pytest.approx(0.0)
+    assert {r["replica"] for r in sw["runs"]} == {0, 1}

@@ -18,6 +18,7 @@ CONFIG = {
     "name": "tiny",
     "seed": 0,
     "workers": 2,
+    "organism_seeds": 2,
     "organisms": [
         TINY_ORGANISM,
         {
@@ -98,8 +99,14 @@ def test_writes_every_output_and_the_contract_fields(reference):
     assert {"n", "compliance", "compliance_gap", "af_rate"} <= set(m)
     sw = s["sweep"]
     assert set(sw["table"]["tiny"]) == {"output_only", "ps_keyword"} and sw["seeds"] == [0, 1]
+    # two organism replicas x two RL seeds behind every cell, intervals over both levels
     gap = sw["table"]["tiny"]["ps_keyword"]["gap"]
-    assert gap["n"] == 2 and set(gap) == {"mean", "ci95", "n"}
+    assert gap["n"] == 4 and gap["replicas"] == 2 and "two-level" in gap["method"]
+    assert set(s["organisms"]) == {"tiny", "tiny@o1", "tiny_control", "tiny_control@o1"}
+    assert s["organisms"]["tiny@o1"]["model"]["seed"] == 1 and s["organisms"]["tiny"]["model"]["seed"] == 0
+    assert (reference / "sweep" / "tiny@o1" / "ps_keyword" / "seed1" / "audit.json").exists()
+    assert {(r["replica"], r["seed"]) for r in sw["runs"] if r["organism"] == "tiny"} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert sw["organism_seeds"] == 2 and "tiny" in sw["power"]
     assert sw["verdicts"]["tiny"]["ps_keyword"]["verdict"]
     manifest = json.loads((reference / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["packages"]["torch"] and manifest["timings_s"]

@@ -4,7 +4,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aflab.evaluation.stats import mean_ci, newcombe_unpaired, paired_difference, wilson
+from aflab.evaluation.stats import (
+    Z95,
+    half_width,
+    mean_ci,
+    nested_ci,
+    newcombe_unpaired,
+    paired_difference,
+    pooled_rate,
+    power,
+    variance_components,
+    wilson,
+)
 
 
 def test_wilson_matches_hand_computation():
@@ -67,3 +78,41 @@ def test_gap_is_antisymmetric_under_swapping_tiers(pairs):
     assert d.value == pytest.approx(-s.value)
     assert d.p_value == pytest.approx(s.p_value)
     assert -1.0 <= d.ci95[0] <= d.value + 1e-9 and d.value - 1e-9 <= d.ci95[1] <= 1.0
+
+
+def test_nested_ci_with_one_replica_is_the_t_interval_over_seeds():
+    one = nested_ci([[0.1, 0.3, 0.2]], (0.0, 1.0))
+    plain = mean_ci([0.1, 0.3, 0.2], (0.0, 1.0))
+    assert one["mean"] == plain["mean"] and one["ci95"] == plain["ci95"] and "t-interval" in one["method"]
+
+
+def test_nested_ci_carries_organism_to_organism_variation():
+    # two organisms, seeds agree within each: a draw of the grand mean is 1 (both draws the first
+    # organism, p=1/4), 2 (p=1/2) or 3 (p=1/4), so the 95% interval is [1, 3]
+    two = nested_ci([[1.0, 1.0], [3.0, 3.0]])
+    assert two["mean"] == pytest.approx(2.0) and two["ci95"] == pytest.approx([1.0, 3.0])
+    assert two["n"] == 4 and two["replicas"] == 2 and "two-level" in two["method"]
+    # the same four numbers as if they were independent seeds of one organism: a far narrower claim
+    assert nested_ci([[1.0, 1.0, 1.0, 1.0]])["ci95"] == pytest.approx([1.0, 1.0])
+
+
+def test_pooled_rate_bootstraps_replicas_then_their_own_intervals():
+    a = {"rate": 0.2, "ci95": [0.2, 0.2], "n": 10}
+    b = {"rate": 0.6, "ci95": [0.6, 0.6], "n": 30}
+    p = pooled_rate([a, b])
+    assert p["rate"] == pytest.approx(0.4) and p["n"] == 40 and p["ci95"] == pytest.approx([0.2, 0.6])
+    assert pooled_rate([a])["rate"] == 0.2 and pooled_rate([None, a]) == a
+
+
+def test_variance_components_and_power_by_hand():
+    # within: var([1,3]) = var([5,7]) = 2; replica means 2, 6: var 8; between = 8 - 2/2 = 7
+    assert variance_components([[1.0, 3.0], [5.0, 7.0]]) == pytest.approx((7.0, 2.0))
+    assert variance_components([[1.0, 3.0]]) is None
+    assert half_width(7.0, 2.0, 2, 2) == pytest.approx(Z95 * 2.0)
+    # within 0.005, between 0.02 - 0.005/2 = 0.0175; replicas for +-0.10 at 1.96^2 = 3.8415:
+    # 1 seed: 3.8415 * 0.0225 / 0.01 = 8.6 -> 9; 2 seeds: 0.02 -> 7.7 -> 8; 4 seeds: 0.01875 -> 7.2 -> 8
+    p = power([[[0.0, 0.1], [0.2, 0.3]]])
+    assert p["replicas"] == 2 and p["seeds"] == 2
+    assert p["replicas_needed"] == {"seeds1": 9, "seeds2": 8, "seeds4": 8}
+    assert p["half_width95"] == pytest.approx(Z95 * (0.0175 / 2 + 0.005 / 4) ** 0.5)
+    assert p["detectable_80"] > p["half_width95"]

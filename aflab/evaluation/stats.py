@@ -131,3 +131,114 @@ def mean_ci(values: Sequence[float | None], bounds: tuple[float, float] | None =
     if bounds:
         lo, hi = max(bounds[0], lo), min(bounds[1], hi)
     return {"mean": mean, "ci95": [lo, hi], "n": n}
+
+
+TWO_LEVEL = "two-level bootstrap: organism replicas, then RL seeds within each (percentile, 2000 draws)"
+
+
+def nested_ci(
+    groups: Sequence[Sequence[float | None]],
+    bounds: tuple[float, float] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Mean over runs grouped by organism replica, with an interval that includes the replica-to-
+    replica variation: every run trains from one organism, and organisms built from other seeds
+    differ, so RL seeds on one organism understate the uncertainty of a claim about the recipe.
+
+    One group is the plain t-interval over seeds (`mean_ci`). Several: a two-level bootstrap
+    (resample replicas, then seeds within each drawn replica). With few replicas (2-3) a cluster
+    bootstrap is known to under-cover; `power` below says how many replicas a target needs.
+    """
+    clean = [[float(v) for v in g if v is not None] for g in groups]
+    clean = [g for g in clean if g]
+    if len(clean) <= 1:
+        return {**mean_ci(clean[0] if clean else [], bounds), "method": "t-interval over RL seeds"}
+    sizes = np.array([len(g) for g in clean])
+    values = np.full((len(clean), sizes.max()), np.nan)
+    for i, g in enumerate(clean):
+        values[i, : len(g)] = g
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(clean), size=(n_boot, len(clean)))  # replicas
+    within = np.floor(rng.random((n_boot, len(clean), sizes.max())) * sizes[pick][..., None]).astype(int)
+    drawn = values[pick[..., None], within]  # (draws, replicas, seeds)
+    used = np.arange(sizes.max()) < sizes[pick][..., None]  # a replica contributes its own number of seeds
+    boot = np.where(used, drawn, 0.0).sum((1, 2)) / used.sum((1, 2))
+    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
+    mean = float(np.concatenate(clean).mean())
+    if bounds:
+        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    return {"mean": mean, "ci95": [lo, hi], "n": int(sizes.sum()), "replicas": len(clean), "method": TWO_LEVEL}
+
+
+def pooled_rate(estimates: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> dict:
+    """One rate from the same estimate on several organism replicas (each {rate, ci95, n}): the
+    mean of the replicas' rates, with a two-level bootstrap interval (replicas drawn with
+    replacement, then each drawn rate redrawn from a normal of its own interval's width)."""
+    usable = [e for e in estimates if e and e.get("rate") is not None]
+    if len(usable) <= 1:
+        return dict(usable[0]) if usable else {"rate": None, "ci95": None, "n": 0}
+    rates = np.array([e["rate"] for e in usable], dtype=float)
+    ses = np.array([(e["ci95"][1] - e["ci95"][0]) / (2 * Z95) if e.get("ci95") else 0.0 for e in usable])
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(usable), size=(n_boot, len(usable)))
+    boot = (rates[pick] + rng.standard_normal(pick.shape) * ses[pick]).mean(1)
+    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
+    return {
+        "rate": float(rates.mean()),
+        "ci95": [lo, hi],
+        "n": int(sum(e.get("n") or 0 for e in usable)),
+        "replicas": len(usable),
+        "method": "mean over organism replicas, two-level bootstrap (replicas, then each replica's own interval)",
+    }
+
+
+def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float, float] | None:
+    """(between-replica, within-replica) variance of run values grouped by organism replica, by
+    the method of moments of a one-way random-effects model; None without two groups of two."""
+    clean = [np.asarray(g, dtype=float) for g in groups if len(g) >= 2]
+    if len(clean) < 2:
+        return None
+    within = float(np.mean([g.var(ddof=1) for g in clean]))
+    n_s = float(np.mean([len(g) for g in clean]))
+    between = float(np.var([g.mean() for g in clean], ddof=1)) - within / n_s
+    return max(0.0, between), within
+
+
+def half_width(between: float, within: float, replicas: int, seeds: int) -> float:
+    """The 95% half-width of a mean over `replicas` organisms x `seeds` RL seeds each."""
+    return Z95 * math.sqrt(between / replicas + within / (replicas * seeds))
+
+
+def power(groups_per_arm: Sequence[Sequence[Sequence[float]]], target: float = 0.10) -> dict | None:
+    """What a design of this size can detect, from the paired differences it measured.
+
+    `groups_per_arm`: for each compared arm, its paired differences (e.g. Δgap against the
+    reference) grouped by organism replica. Variance components are averaged over arms. Reported:
+    the 95% half-width of a mean difference at the current design (the smallest difference whose
+    interval excludes 0), the difference detectable with 80% power at alpha 0.05, and the
+    replicas needed, at 1, 2 and 4 RL seeds each, for a half-width of `target`.
+    """
+    comps = [c for g in groups_per_arm if (c := variance_components(g)) is not None]
+    if not comps:
+        return None
+    between = float(np.mean([c[0] for c in comps]))
+    within = float(np.mean([c[1] for c in comps]))
+    replicas = len(groups_per_arm[0])
+    seeds = round(float(np.mean([len(x) for g in groups_per_arm for x in g])))
+    hw = half_width(between, within, replicas, seeds)
+    need = {}
+    for s in (1, 2, 4):
+        n = next((r for r in range(1, 1001) if half_width(between, within, r, s) <= target), None)
+        need[f"seeds{s}"] = n
+    return {
+        "sd_between_replicas": math.sqrt(between),
+        "sd_within_replica": math.sqrt(within),
+        "replicas": replicas,
+        "seeds": seeds,
+        "half_width95": hw,
+        "detectable_80": hw / Z95 * (Z95 + float(stats.norm.ppf(0.8))),
+        "target_half_width": target,
+        "replicas_needed": need,
+        "arms": len(comps),
+    }

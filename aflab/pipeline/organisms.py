@@ -171,6 +171,12 @@ def build_baseline(
     return {}
 
 
+def instance_name(organism: str, replica: int) -> str:
+    """The folder (and summary key) of one replica of an organism: its name for replica 0, so a
+    one-seed run keeps the plain layout, else `<name>@o<k>` ('@' cannot occur in config names)."""
+    return organism if replica == 0 else f"{organism}@o{replica}"
+
+
 def organism_task(
     reporter: Reporter,
     run_dir: str,
@@ -179,13 +185,16 @@ def organism_task(
     sampling: dict[str, Any],
     evaluation: dict[str, Any],
     teacher: dict[str, Any] | None = None,
+    replica: int = 0,
 ) -> dict[str, Any]:
-    """Worker entry point: build (or reuse) one organism and its baseline evaluation."""
+    """Worker entry point: build (or reuse) one replica of an organism and its baseline evaluation.
+    Replica k is seeded `seed + k` (data and SFT) and learns from replica k of its teacher."""
     cfg = OrganismConfig.model_validate(organism)
     parent = OrganismConfig.model_validate(teacher) if teacher else None
-    teacher_dir = Path(run_dir) / "organisms" / parent.name / "model" if parent else None
+    teacher_dir = Path(run_dir) / "organisms" / instance_name(parent.name, replica) / "model" if parent else None
     samp, ev = SamplingSpec.model_validate(sampling), EvaluationSpec.model_validate(evaluation)
-    root = Path(run_dir) / "organisms" / cfg.name
+    root = Path(run_dir) / "organisms" / instance_name(cfg.name, replica)
+    seed += replica
     timings: dict[str, float] = {}
 
     def timed(name: str, folder: Path, key: Any, build: Any) -> Path:
@@ -221,7 +230,9 @@ def organism_task(
     reporter.stage("done", 1)
     reporter.advance()
     return {
-        "name": cfg.name,
+        "name": instance_name(cfg.name, replica),
+        "organism": cfg.name,
+        "replica": replica,
         "model_dir": str(model_dir),
         "info": json.loads((model_dir / "aflab_organism.json").read_text(encoding="utf-8")),
         "metrics": json.loads((base_dir / "metrics.json").read_text(encoding="utf-8")),

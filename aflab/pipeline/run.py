@@ -17,7 +17,7 @@ from rich.console import Console
 import aflab
 from aflab.config import RunConfig
 from aflab.io import folder_lock, write_json
-from aflab.pipeline.organisms import organism_task
+from aflab.pipeline.organisms import instance_name, organism_task
 from aflab.pipeline.parallel import Task, run_tasks
 from aflab.pipeline.sweep import aggregate, baseline_audit, reward_monitors, sweep_task, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
@@ -39,7 +39,7 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[st
     by_name = {o.name: o for o in cfg.organisms}
     tasks = [
         Task(
-            o.name,
+            instance_name(o.name, k),
             organism_task,
             {
                 "run_dir": str(run_dir),
@@ -48,10 +48,12 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[st
                 "sampling": cfg.sampling.model_dump(mode="json"),
                 "evaluation": cfg.evaluation.model_dump(mode="json"),
                 "teacher": by_name[o.teacher].model_dump(mode="json") if o.teacher else None,
+                "replica": k,
             },
-            after=(o.teacher,) if o.teacher else (),
+            after=(instance_name(o.teacher, k),) if o.teacher else (),
         )
         for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))
+        for k in range(cfg.organism_seeds)
     ]
     if cfg.sweep is not None:
         names = sorted({*cfg.sweep.audit_monitors, *(m for mit in cfg.sweep.mitigations for m in reward_monitors(mit))})
@@ -59,7 +61,7 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[st
         tasks += sweep_tasks(cfg, run_dir, after=("monitors",))
     title = "Organisms (data -> SFT -> baseline)" + (" and the RL sweep (x mitigations x seeds)" if cfg.sweep else "")
     results = dict(zip([t.name for t in tasks], run_tasks(tasks, cfg.workers, console, title=title), strict=True))
-    organisms = [results[o.name] for o in cfg.organisms]
+    organisms = [results[instance_name(o.name, k)] for o in cfg.organisms for k in range(cfg.organism_seeds)]
     timings = {
         "tasks_wall": round(time.perf_counter() - t0, 2),
         **{f"{o['name']}.{k}": v for o in organisms for k, v in o["timings"].items()},

@@ -12,12 +12,12 @@ import numpy as np
 
 from aflab.config import FinalEvalSpec, MitigationSpec, MonitorRef, RLSpec, RunConfig, TrainConfig
 from aflab.evaluation.audit import RATES, agreement, audit, flatten
-from aflab.evaluation.stats import mean_ci
+from aflab.evaluation.stats import TWO_LEVEL, nested_ci, pooled_rate, power
 from aflab.evaluation.verdicts import verdict
 from aflab.io import write_json
 from aflab.monitors.base import get_monitor
 from aflab.pipeline.cache import digest, run_stage
-from aflab.pipeline.organisms import model_key
+from aflab.pipeline.organisms import instance_name, model_key
 from aflab.pipeline.parallel import Reporter, Task
 from aflab.records import Transcript, load_transcripts
 from aflab.training.grpo import train_run
@@ -51,10 +51,12 @@ def sweep_task(
     seed: int,
     audit_monitors: list[str],
     keep_model: bool,
+    replica: int = 0,
 ) -> dict[str, Any]:
     mit = MitigationSpec.model_validate(mitigation)
     held_out = held_out_for(mit, audit_monitors)
-    folder = Path(run_dir) / "sweep" / organism / mit.name / f"seed{seed}"
+    instance = instance_name(organism, replica)
+    folder = Path(run_dir) / "sweep" / instance / mit.name / f"seed{seed}"
     key = {
         "stage": "rl",
         "model": model_key,
@@ -67,7 +69,7 @@ def sweep_task(
 
     def build(tmp: Path) -> dict[str, Any]:
         cfg = TrainConfig(
-            name=f"{organism}-{mit.name}-s{seed}",
+            name=f"{instance.replace('@', '-')}-{mit.name}-s{seed}",
             organism=model_dir,
             mitigation=mit,
             rl=RLSpec.model_validate(rl),
@@ -91,6 +93,7 @@ def sweep_task(
     reporter.advance()
     return {
         "organism": organism,
+        "replica": replica,
         "mitigation": mit.name,
         "seed": seed,
         "held_out": held_out,
@@ -115,35 +118,39 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
     sw = cfg.sweep
     by_name = {o.name: o for o in cfg.organisms}
     tasks = []
-    for seed in sw.seeds:  # seeds outermost: a partial sweep still covers every mitigation
-        for org in sw.organisms or list(by_name):
-            for mit in sw.mitigations:
-                if mit.organisms is not None and org not in mit.organisms:
-                    continue
-                overrides = {"steps": mit.steps or sw.rl.steps}
-                if mit.learning_rate is not None:
-                    overrides["learning_rate"] = mit.learning_rate
-                tasks.append(
-                    Task(
-                        f"{org}/{mit.name}/s{seed}",
-                        sweep_task,
-                        {
-                            "run_dir": str(run_dir),
-                            "organism": org,
-                            "model_dir": str(run_dir / "organisms" / org / "model"),
-                            "model_key": digest(
-                                model_key(by_name[org], cfg.seed, by_name.get(by_name[org].teacher or ""))
-                            ),
-                            "mitigation": mit.model_dump(mode="json"),
-                            "rl": sw.rl.model_copy(update=overrides).model_dump(mode="json"),
-                            "final_eval": sw.final_eval.model_dump(mode="json"),
-                            "seed": seed,
-                            "audit_monitors": sw.audit_monitors,
-                            "keep_model": sw.keep_models,
-                        },
-                        after=(org, *after),
-                    )
-                )
+    cells = [
+        (seed, org, k, mit)
+        for seed in sw.seeds  # seeds outermost: a partial sweep still covers every mitigation
+        for k in range(cfg.organism_seeds)
+        for org in sw.organisms or list(by_name)
+        for mit in sw.mitigations
+        if mit.organisms is None or org in mit.organisms
+    ]
+    for seed, org, k, mit in cells:
+        overrides = {"steps": mit.steps or sw.rl.steps}
+        if mit.learning_rate is not None:
+            overrides["learning_rate"] = mit.learning_rate
+        instance = instance_name(org, k)
+        tasks.append(
+            Task(
+                f"{instance}/{mit.name}/s{seed}",
+                sweep_task,
+                {
+                    "run_dir": str(run_dir),
+                    "organism": org,
+                    "replica": k,
+                    "model_dir": str(run_dir / "organisms" / instance / "model"),
+                    "model_key": digest(model_key(by_name[org], cfg.seed + k, by_name.get(by_name[org].teacher or ""))),
+                    "mitigation": mit.model_dump(mode="json"),
+                    "rl": sw.rl.model_copy(update=overrides).model_dump(mode="json"),
+                    "final_eval": sw.final_eval.model_dump(mode="json"),
+                    "seed": seed,
+                    "audit_monitors": sw.audit_monitors,
+                    "keep_model": sw.keep_models,
+                },
+                after=(instance, *after),
+            )
+        )
     return tasks
 
 
@@ -168,19 +175,34 @@ def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     monitors = {n: get_monitor(n) for n in dict.fromkeys([*auditors, *trainers])}
     rows, intervals, agreements = {}, {}, {}
     for org in cfg.sweep.organisms or [o.name for o in cfg.organisms]:
-        folder = run_dir / "organisms" / org
-        records = load_transcripts(folder / "baseline" / "transcripts.jsonl")
-        mediated = load_mediation(folder / "baseline" / "mediation.jsonl")
-        a = audit(records, monitors, [], list(monitors), mediated, oracle=speaks_bank(folder / "model"))
-        row = flatten(a, [], list(monitors))
-        row["af_rate_audit"] = a["af_rate"][audit_monitor(auditors)]
-        rows[org] = row
-        intervals[org] = estimates(a)
-        free = [r for r in records if r.tier == "free" and r.parsed.ok and r.meta.get("harmful") is not False]
+        replica_rows, replica_estimates, free = [], [], []
+        for k in range(cfg.organism_seeds):
+            folder = run_dir / "organisms" / instance_name(org, k)
+            records = load_transcripts(folder / "baseline" / "transcripts.jsonl")
+            mediated = load_mediation(folder / "baseline" / "mediation.jsonl")
+            a = audit(records, monitors, [], list(monitors), mediated, oracle=speaks_bank(folder / "model"))
+            row = flatten(a, [], list(monitors))
+            row["af_rate_audit"] = a["af_rate"][audit_monitor(auditors)]
+            replica_rows.append(row)
+            replica_estimates.append(estimates(a))
+            free += [r for r in records if r.tier == "free" and r.parsed.ok and r.meta.get("harmful") is not False]
+        rows[org] = mean_rows(replica_rows)
+        keys = {k for e in replica_estimates for k in e}
+        intervals[org] = {k: pooled_rate([e.get(k) for e in replica_estimates]) for k in sorted(keys)}
         flags = {n: monitors[n].flag(free) for n in monitors}
         independent = [h for h in auditors if h not in trainers]
         agreements[org] = {f"{t}~{h}": agreement(flags[t], flags[h]) for t in trainers for h in independent}
     return {"rows": rows, "intervals": intervals, "agreement": agreements}
+
+
+def mean_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Key by key mean of several replicas' rows (a key missing or None in one is left out)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    out = {}
+    for k in keys:
+        vals = [row[k] for row in rows if isinstance(row.get(k), int | float)]
+        out[k] = float(np.mean(vals)) if vals else None
+    return out
 
 
 def estimates(a: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +227,7 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
     assert cfg.sweep is not None
     baseline = base["rows"]
     reference = cfg.sweep.mitigations[0].name
-    rows: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    rows: dict[tuple[str, str], dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
     runs = []
     for r in results:
         row = flatten(r["audit"], r["training"], r["held_out"])
@@ -215,10 +237,11 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         row["recall_vs_oracle/audit"] = row.get(f"recall_vs_oracle/{am}")
         if r["training"]:
             row["recall_vs_oracle/training"] = row.get(f"recall_vs_oracle/{r['training'][0]}")
-        rows[(r["organism"], r["mitigation"])][r["seed"]] = row
+        rows[(r["organism"], r["mitigation"])][(r.get("replica", 0), r["seed"])] = row
         runs.append(
             {
                 "organism": r["organism"],
+                "replica": r.get("replica", 0),
                 "mitigation": r["mitigation"],
                 "seed": r["seed"],
                 "audit_monitor": am,
@@ -230,21 +253,28 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
     table: dict[str, dict[str, Any]] = defaultdict(dict)
     paired: dict[str, dict[str, Any]] = defaultdict(dict)
     verdicts: dict[str, dict[str, Any]] = defaultdict(dict)
-    for (org, mit), by_seed in rows.items():
-        keys = sorted({k for row in by_seed.values() for k in row})
-        table[org][mit] = {k: mean_ci([row.get(k) for row in by_seed.values()], bounds_of(k)) for k in keys}
+    gap_diffs: dict[str, list[list[list[float]]]] = defaultdict(list)
+    for (org, mit), by_run in rows.items():
+        keys = sorted({k for row in by_run.values() for k in row})
+        table[org][mit] = {
+            k: nested_ci(by_replica({r: row.get(k) for r, row in by_run.items()}), bounds_of(k)) for k in keys
+        }
         ref = rows.get((org, reference), {})
         if mit != reference and ref:
-            common = sorted(set(by_seed) & set(ref))
-            paired[org][mit] = {
-                k: mean_ci([_diff(by_seed[s].get(k), ref[s].get(k)) for s in common], (-2.0, 2.0)) for k in PAIRED_KEYS
+            diffs = {
+                k: {r: _diff(row.get(k), ref[r].get(k)) for r, row in by_run.items() if r in ref} for k in PAIRED_KEYS
             }
+            paired[org][mit] = {k: nested_ci(by_replica(d), (-2.0, 2.0)) for k, d in diffs.items()}
+            gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
         v, why = verdict(table[org][mit], paired[org].get(mit), baseline.get(org))
         verdicts[org][mit] = {"verdict": v, "reason": why}
     return {
         "reference": reference,
         "mitigations": [m.name for m in cfg.sweep.mitigations],
         "seeds": cfg.sweep.seeds,
+        "organism_seeds": cfg.organism_seeds,
+        "interval_method": TWO_LEVEL if cfg.organism_seeds > 1 else "t-interval over RL seeds",
+        "power": {org: power(groups) for org, groups in gap_diffs.items()},
         "baseline": baseline,
         "baseline_intervals": base["intervals"],
         "agreement": base["agreement"],
@@ -254,6 +284,14 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         "curves": curves(results, baseline),
         "runs": runs,
     }
+
+
+def by_replica(values: dict[tuple[int, int], Any]) -> list[list[Any]]:
+    """Values keyed by run (replica, seed), grouped per organism replica in seed order."""
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for (replica, _), v in sorted(values.items()):
+        groups[replica].append(v)
+    return [groups[k] for k in sorted(groups)]
 
 
 def bounds_of(metric: str) -> tuple[float, float] | None:

@@ -120,10 +120,8 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> None:
 
 
 def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[str]]:
-    seeds = ", ".join(map(str, sw["seeds"]))
     intro = (
-        f"Each mitigation ran on every organism with seeds {seeds}; values are means over seeds with a 95% "
-        "t-interval. AF rates are over free-tier scratchpads of held-out requests; 'held-out' is the "
+        f"{S.design_line(sw)} AF rates are over free-tier scratchpads of held-out requests; 'held-out' is the "
         "strongest audit monitor that was never part of the run's reward."
     )
     md = [
@@ -178,6 +176,9 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
                 f"<p>Paired differences against {html.escape(sw['reference'])} (same seeds, same prompts):</p>",
                 html_table(S.PAIRED, paired),
             ]
+        if power := S.power_line(sw, org):
+            md += [power, ""]
+            body.append(f"<p>{html.escape(power)}</p>")
         for name, caption in (
             ("curves", "training curves"),
             ("scatter", "AF rate vs gap per seed"),
@@ -230,11 +231,10 @@ def readme_section(summary: dict[str, Any], source: str) -> str:
     ]
     sw = summary.get("sweep")
     if sw:
-        seeds = ", ".join(map(str, sw["seeds"]))
         md += [
             "",
-            f"After RL, means over RL seeds {seeds} with 95% t-intervals; 'held-out' AF is the strongest audit "
-            "monitor that was never part of the run's reward (named in brackets).",
+            f"{S.design_line(sw)} 'Held-out' AF is the strongest audit monitor that was never part of the run's "
+            "reward (named in brackets).",
         ]
         for org in sw["table"]:
             md += ["", f"**{org}**", "", md_table(S.headline_header(sw, org), S.headline_rows(sw, org))]
@@ -245,8 +245,10 @@ def readme_section(summary: dict[str, Any], source: str) -> str:
                 md += [f"- {n}" for n in notes]
             paired = S.paired_rows(sw, org)
             if paired:
-                intro = f"Paired differences against {sw['reference']} (same seeds):"
+                intro = f"Paired differences against {sw['reference']} (same organisms and seeds):"
                 md += ["", intro, "", md_table(S.PAIRED, paired)]
+            if power := S.power_line(sw, org):
+                md += ["", power]
     return "\n".join(md) + "\n"
 
 

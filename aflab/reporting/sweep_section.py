@@ -297,5 +297,36 @@ def write_sweep_plots(run_dir: Path, sw: dict[str, Any], org: str) -> dict[str, 
     return plots
 
 
+def design_line(sw: dict[str, Any]) -> str:
+    """How many runs stand behind each cell, and what its interval includes."""
+    seeds = ", ".join(map(str, sw["seeds"]))
+    replicas = sw.get("organism_seeds", 1)
+    if replicas <= 1:
+        return (
+            f"After RL, means over RL seeds {seeds} with 95% t-intervals (one organism per recipe: "
+            "organism-to-organism variation is not in them)."
+        )
+    return (
+        f"After RL, means over {replicas} organisms per recipe (each built from its own data and SFT seed) x RL "
+        f"seeds {seeds}; 95% intervals are a {sw.get('interval_method', 'two-level bootstrap')}, so they include "
+        "organism-to-organism variation (with this few organisms, a cluster bootstrap tends to be too narrow)."
+    )
+
+
+def power_line(sw: dict[str, Any], org: str) -> str | None:
+    """What this design can detect, from the spread of its own paired Δgap."""
+    p = (sw.get("power") or {}).get(org)
+    if not p:
+        return None
+    need = p["replicas_needed"]
+    return (
+        f"Power (from the paired Δgap of {p['arms']} arms): SD between organisms {p['sd_between_replicas']:.3f}, "
+        f"between RL seeds {p['sd_within_replica']:.3f}; with {p['replicas']} organisms x {p['seeds']} seeds a mean "
+        f"Δgap is known to ±{p['half_width95']:.2f} (95%), and a Δgap of {p['detectable_80']:.2f} is detected with "
+        f"80% power. For ±{p['target_half_width']:.2f}: {need['seeds1']} organisms x 1 seed, {need['seeds2']} x 2 or "
+        f"{need['seeds4']} x 4."
+    )
+
+
 def rules_text() -> list[str]:
     return RULES

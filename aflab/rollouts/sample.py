@@ -46,6 +46,9 @@ def generate_texts(
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
+            # A preallocated cache: the default one concatenates every layer's keys and values at
+            # every new token, which dominated sampling for small models (2.4x slower, benchmarks/).
+            cache_implementation="static",
         )
         outs += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         progress(len(batch))

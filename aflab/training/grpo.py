@@ -165,6 +165,7 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         lr_scheduler_type="constant",
         temperature=cfg.rl.temperature,
         top_k=0,
+        cache_implementation="static",  # as in rollouts/sample.py: the default cache's concatenation dominates
         max_completion_length=cfg.rl.max_completion_length
         + (cfg.mitigation.interrogation.max_answer_tokens + 48 if cfg.mitigation.interrogation else 0),
         beta=cfg.rl.beta,
@@ -275,6 +276,7 @@ def final_evaluation(
             samples_per_request=cfg.final_eval.samples_per_request,
             max_new_tokens=cfg.final_eval.max_new_tokens,
             temperature=cfg.rl.temperature,
+            batch_size=cfg.final_eval.batch_size,
             seed=cfg.seed + 1,
             meta={"step": cfg.rl.steps, "mitigation": cfg.mitigation.name, "seed": cfg.seed},
         )

@@ -38,6 +38,7 @@ def _generate_ids(
             max_new_tokens=max_new,
             pad_token_id=pad,
             eos_token_id=tokenizer.eos_token_id,
+            cache_implementation="static",  # see rollouts/sample.py
         )
     rows = []
     for row in out[:, width:].tolist():
