@@ -16,7 +16,17 @@ from aflab.io import atomic_write_text
 from aflab.reporting.report import md_table
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("quickstart", "sft_mfu", "rl_step", "monitor_throughput", "monitor_generalisation", "scaling", "gpu_smollm2")
+ORDER = (
+    "quickstart",
+    "quickstart_before",
+    "generation",
+    "sft_mfu",
+    "rl_step",
+    "monitor_throughput",
+    "monitor_generalisation",
+    "scaling",
+    "gpu_smollm2",
+)
 
 
 def load(results: Path = HERE / "results") -> list[dict[str, Any]]:

@@ -237,6 +237,10 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         row["recall_vs_oracle/audit"] = row.get(f"recall_vs_oracle/{am}")
         if r["training"]:
             row["recall_vs_oracle/training"] = row.get(f"recall_vs_oracle/{r['training'][0]}")
+            # paired within the run (same samples, same oracle): what the audit sees that the reward's monitor misses
+            row["recall_vs_oracle/audit_minus_training"] = _diff(
+                row["recall_vs_oracle/audit"], row["recall_vs_oracle/training"]
+            )
         rows[(r["organism"], r["mitigation"])][(r.get("replica", 0), r["seed"])] = row
         runs.append(
             {
@@ -297,7 +301,12 @@ def by_replica(values: dict[tuple[int, int], Any]) -> list[list[Any]]:
 def bounds_of(metric: str) -> tuple[float, float] | None:
     """The range a metric lives in: rates in [0, 1], differences in [-1, 1], lengths and shares of
     a gap (which can fall outside [0, 1]) unbounded."""
-    if metric.startswith("gap") or metric in ("hidden_gap", "rationalisation_gap", "denial_contrast"):
+    if metric.startswith("gap") or metric in (
+        "hidden_gap",
+        "rationalisation_gap",
+        "denial_contrast",
+        "recall_vs_oracle/audit_minus_training",
+    ):
         return (-1.0, 1.0)
     return None if metric in ("scratchpad_words", "mediated_share") else (0.0, 1.0)
 

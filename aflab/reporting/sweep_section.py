@@ -133,13 +133,19 @@ def controls_text(sw: dict[str, Any], org: str) -> list[str]:
     if (pos := table.get("positive_control")) and pos.get("recall_vs_oracle/training"):
         audit = _audit_name(sw, org, "positive_control")
         train, aud = pos["recall_vs_oracle/training"], pos.get(f"recall_vs_oracle/{audit}")
-        gap = None
-        if aud and aud.get("mean") is not None and train.get("mean") is not None:
-            gap = aud["mean"] - train["mean"]
+        diff = pos.get("recall_vs_oracle/audit_minus_training")
+        verdict = ""
+        if diff and diff.get("ci95"):
+            verdict = (
+                " - the auditor sees faking the training monitor misses"
+                if diff["ci95"][0] > 0
+                else " - not shown at this size: the interval of the difference includes 0"
+            )
         out.append(
             f"Positive control (process supervision against `{_training_name(sw, org, 'positive_control')}`, built "
             f"blind to terse and euphemistic faking): recall against the oracle {ci(train)} for the training monitor, "
-            f"{ci(aud)} for the auditor `{audit}`" + (f" (difference {gap:+.2f})." if gap is not None else ".")
+            f"{ci(aud)} for the auditor `{audit}`; paired within each run, auditor minus training "
+            f"{ci(diff, signed=True)}{verdict}."
         )
     return out
 
