@@ -183,6 +183,7 @@ def monitors_list() -> None:
 def mitigations_list() -> None:
     """The registered mitigations (built-ins and installed plugins): how a config names each, what
     its reward reads, and what its runs should be audited for."""
+    from rich.markup import escape
     from rich.table import Table
 
     from aflab.mitigations import MITIGATIONS
@@ -190,7 +191,7 @@ def mitigations_list() -> None:
     table = Table("name", "config", "audit for", "description")
     for name in MITIGATIONS.names():
         cls = MITIGATIONS.get(name)
-        where = f"{cls.section}:" if cls.section else f"plugins: [{name}]"
+        where = f"{cls.section}:" if cls.section else escape(f"plugins: [{name}]")
         table.add_row(name, where, ", ".join(cls.audit_for), cls.description)
     Console().print(table)
 

@@ -92,6 +92,10 @@ class MitigationRef(NamedRef):
     """A registered (plugin) mitigation in a config; its options are validated by its `Options` model."""
 
 
+class SourceRef(NamedRef):
+    """An organism source in a config (aflab/organisms/sources.py); options go to its constructor."""
+
+
 class OrganismData(Strict):
     """The mixture an organism's training data is drawn from (see aflab/organisms/generator.py).
 
@@ -180,8 +184,9 @@ class OrganismConfig(Strict):
     sft: SFTSpec = Field(default_factory=SFTSpec)
     lora: LoraSpec | None = None
     # Where the organism comes from: the generator (default); "distill": a fresh model trained only
-    # on `teacher`'s own sampled transcripts; "af_plus": `teacher` after RL that rewards faking.
-    source: Literal["generator", "distill", "af_plus"] = "generator"
+    # on `teacher`'s own sampled transcripts; "af_plus": `teacher` after RL that rewards faking; or a
+    # plugin source (`aflab.organisms` entry points), optionally `{name: NAME, options: {...}}`.
+    source: SourceRef = SourceRef("generator")
     teacher: str | None = None
     distill_samples: PosInt = 2000
     af_plus: AfPlusSpec | None = None
@@ -191,7 +196,11 @@ class OrganismConfig(Strict):
     def _real_or_scratch(self) -> OrganismConfig:
         if self.base_model is None and self.prompt_format == "chat":
             raise ValueError("prompt_format 'chat' needs a base_model with a chat template")
-        if (self.source == "generator") != (self.teacher is None):
+        from aflab.organisms.sources import SOURCES, TEACHER_SOURCES, source_names
+
+        if self.source not in TEACHER_SOURCES and SOURCES.find(self.source) is None:
+            raise ValueError(f"unknown organism source {str(self.source)!r}; known: {', '.join(source_names())}")
+        if (self.source in TEACHER_SOURCES) != (self.teacher is not None):
             raise ValueError("teacher is required for source 'distill'/'af_plus' and only allowed for them")
         if self.source == "af_plus" and (self.af_plus is None or self.af_plus_rl is None):
             raise ValueError("source 'af_plus' needs af_plus and af_plus_rl sections")
