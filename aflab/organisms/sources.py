@@ -14,6 +14,7 @@ the data stage is cached by (config, seed, source options).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -25,15 +26,16 @@ from aflab.records import Request, Transcript
 TEACHER_SOURCES = ("distill", "af_plus")  # built in the pipeline from a teacher organism, not registered
 
 
-class OrganismSource:
+class OrganismSource(ABC):
     name: ClassVar[str]  # set by the registry
     description: ClassVar[str] = ""
 
     def __init__(self, **options: Any):
         self.options = options
 
+    @abstractmethod
     def transcripts(self, cfg: OrganismConfig, requests: Sequence[Request], seed: int) -> Iterable[Transcript | dict]:
-        raise NotImplementedError
+        """The SFT records of organism `cfg`, drawn over the train-split `requests`."""
 
 
 SOURCES: Registry[type[OrganismSource]] = Registry(
