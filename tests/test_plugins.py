@@ -145,3 +145,15 @@ def test_a_plugin_organism_source_provides_the_sft_data(plugin_env, tmp_path):
     got = json.loads(out.stdout)
     assert got["ids"] == ["fake", "plain"]
     assert got["key"] == {"name": "jsonl_file", "options": {"path": str(records)}}  # the cache key sees the options
+
+
+def test_audit_rank_leads_with_the_same_builtin_as_the_old_preference_list():
+    from itertools import permutations
+
+    from aflab.pipeline.sweep import audit_monitor
+
+    preference = ("judge", "auditor", "learned_words", "learned", "learned_embed", "keyword")  # before audit_rank
+    names = ["keyword", "learned", "learned_words", "auditor", "criteria", "judge", "learned_blind", "learned_embed"]
+    for k in (1, 2, 3):
+        for held in permutations(names, k):
+            assert audit_monitor(list(held)) == next((m for m in preference if m in held), held[0]), held
