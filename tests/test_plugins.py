@@ -104,6 +104,36 @@ def test_train_under_the_plugin_mitigation_audited_by_the_plugin_monitor(plugin_
     assert "rewards/flag_penalty/mean" in steps[1] and "rollout/af_rate/wordlist" in steps[1]
 
 
+def test_run_sweeps_the_plugin_arm_and_audits_it_without_its_own_monitor(plugin_env, tmp_path):
+    from tests.conftest import TINY_ORGANISM
+
+    rl = {"steps": 1, "prompts_per_step": 2, "num_generations": 4, "max_completion_length": 40, "eval_at_start": False}
+    cfg = {
+        "name": "plugin_run",
+        "workers": 1,
+        "organisms": [TINY_ORGANISM],
+        "sampling": {"max_new_tokens": 40, "limit_requests": 8},
+        "evaluation": {"monitors": ["keyword", "wordlist"]},
+        "sweep": {
+            "seeds": [0],
+            "rl": rl,
+            "final_eval": {"max_new_tokens": 40, "limit_requests": 4},
+            "mitigations": [
+                {"name": "flag_wordlist", "plugins": [{"name": "flag_penalty", "options": {"monitor": "wordlist"}}]}
+            ],
+            "audit_monitors": ["wordlist", "keyword"],
+        },
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = aflab(plugin_env, "run", str(path), "--out", str(tmp_path / "run"), timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [run] = json.loads((tmp_path / "run" / "summary.json").read_text())["sweep"]["runs"]
+    assert run["training_monitors"] == ["wordlist"]  # the plugin mitigation's reward monitor...
+    assert run["audit_monitor"] == "keyword"  # ...is never its auditor
+    assert "af_rate/wordlist" in run["metrics"] and "obfuscation/keyword" in run["metrics"]
+
+
 def test_a_monitor_in_a_plugin_reward_is_never_its_auditor(plugin_env, tiny_organism, tmp_path):
     config = train_config(tmp_path, tiny_organism, held_out=["wordlist"], monitor="wordlist")
     out = aflab(plugin_env, "train", str(config), "--out", str(tmp_path / "run"))
