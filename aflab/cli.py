@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 monitors_app = typer.Typer(no_args_is_help=True, help="Scratchpad and output monitors.")
 app.add_typer(monitors_app, name="monitors")
+mitigations_app = typer.Typer(no_args_is_help=True, help="Mitigations: the parts of an RL arm's reward and rollout.")
+app.add_typer(mitigations_app, name="mitigations")
 err = Console(stderr=True)
 _DEBUG = {"on": False}
 _SIGNAL: dict[str, int | None] = {"number": None}  # set by _on_signal
@@ -174,6 +176,23 @@ def monitors_list() -> None:
     for name in monitor_names():
         cls = monitor_class(name)
         table.add_row(name, cls.reads, f"{cls.threshold:.3g}", cls.description)
+    Console().print(table)
+
+
+@mitigations_app.command("list")
+def mitigations_list() -> None:
+    """The registered mitigations (built-ins and installed plugins): how a config names each, what
+    its reward reads, and what its runs should be audited for."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from aflab.mitigations import MITIGATIONS
+
+    table = Table("name", "config", "audit for", "description")
+    for name in MITIGATIONS.names():
+        cls = MITIGATIONS.get(name)
+        where = f"{cls.section}:" if cls.section else escape(f"plugins: [{name}]")
+        table.add_row(name, where, ", ".join(cls.audit_for), cls.description)
     Console().print(table)
 
 

@@ -7,10 +7,19 @@ invalidate an experiment without anyone noticing: every unknown key is an error 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import core_schema
 
 from aflab.errors import UserError
@@ -32,23 +41,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
-class _MonitorSpec(Strict):
+class _RefSpec(Strict):
     name: Annotated[str, Field(min_length=1)]
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class MonitorRef(str):
-    """A monitor named in a config: `judge`, or `{name: judge, options: {backend: openai, ...}}`.
+class NamedRef(str):
+    """A registered class named in a config: `name`, or `{name: NAME, options: {...}}`.
 
-    A str subclass, so everything that keys, compares or prints monitors by name keeps working; the
-    options travel with it (also through pickling to worker processes) and `get_monitor(ref)` passes
-    them to the monitor's constructor. It serialises back to the plain name when it has no options,
-    else to the mapping, so stage cache keys built from `model_dump` change when the options do.
+    A str subclass, so everything that keys, compares or prints by name keeps working; the options
+    travel with it (also through pickling to worker processes) to the class's constructor. It
+    serialises back to the plain name when it has no options, else to the mapping, so stage cache
+    keys built from `model_dump` change when the options do.
     """
 
     options: dict[str, Any]
 
-    def __new__(cls, name: str, options: dict[str, Any] | None = None) -> MonitorRef:
+    def __new__(cls, name: str, options: dict[str, Any] | None = None) -> Self:
         ref = super().__new__(cls, name)
         ref.options = dict(options or {})
         return ref
@@ -58,20 +67,33 @@ class MonitorRef(str):
         return str(self) if not self.options else {"name": str(self), "options": self.options}
 
     @classmethod
-    def parse(cls, value: Any) -> MonitorRef:
-        if isinstance(value, MonitorRef):
+    def parse(cls, value: Any) -> Self:
+        if isinstance(value, cls):
             return value
         if isinstance(value, str):
-            return cls(value)
-        spec = _MonitorSpec.model_validate(value)
+            return cls(value, getattr(value, "options", None))
+        spec = _RefSpec.model_validate(value)
         return cls(spec.name, spec.options)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             cls.parse,
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda r: MonitorRef.parse(r).spec()),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda r: cls.parse(r).spec()),
         )
+
+
+class MonitorRef(NamedRef):
+    """A monitor in a config (e.g. the judge's backend in its options); `get_monitor(ref)` passes the
+    options to the monitor's constructor."""
+
+
+class MitigationRef(NamedRef):
+    """A registered (plugin) mitigation in a config; its options are validated by its `Options` model."""
+
+
+class SourceRef(NamedRef):
+    """An organism source in a config (aflab/organisms/sources.py); options go to its constructor."""
 
 
 class OrganismData(Strict):
@@ -162,8 +184,9 @@ class OrganismConfig(Strict):
     sft: SFTSpec = Field(default_factory=SFTSpec)
     lora: LoraSpec | None = None
     # Where the organism comes from: the generator (default); "distill": a fresh model trained only
-    # on `teacher`'s own sampled transcripts; "af_plus": `teacher` after RL that rewards faking.
-    source: Literal["generator", "distill", "af_plus"] = "generator"
+    # on `teacher`'s own sampled transcripts; "af_plus": `teacher` after RL that rewards faking; or a
+    # plugin source (`aflab.organisms` entry points), optionally `{name: NAME, options: {...}}`.
+    source: SourceRef = SourceRef("generator")
     teacher: str | None = None
     distill_samples: PosInt = 2000
     af_plus: AfPlusSpec | None = None
@@ -173,7 +196,11 @@ class OrganismConfig(Strict):
     def _real_or_scratch(self) -> OrganismConfig:
         if self.base_model is None and self.prompt_format == "chat":
             raise ValueError("prompt_format 'chat' needs a base_model with a chat template")
-        if (self.source == "generator") != (self.teacher is None):
+        from aflab.organisms.sources import SOURCES, TEACHER_SOURCES, source_names
+
+        if self.source not in TEACHER_SOURCES and SOURCES.find(self.source) is None:
+            raise ValueError(f"unknown organism source {str(self.source)!r}; known: {', '.join(source_names())}")
+        if (self.source in TEACHER_SOURCES) != (self.teacher is not None):
             raise ValueError("teacher is required for source 'distill'/'af_plus' and only allowed for them")
         if self.source == "af_plus" and (self.af_plus is None or self.af_plus_rl is None):
             raise ValueError("source 'af_plus' needs af_plus and af_plus_rl sections")
@@ -332,6 +359,26 @@ class MitigationSpec(Strict):
     # rewards, optimizer steps, final evaluation) with no change to the weights, the noise floor.
     learning_rate: Annotated[float, Field(ge=0, lt=1)] | None = None
     organisms: list[str] | None = None  # a sweep runs this mitigation on these organisms only (None = all)
+    # Registered mitigations beyond the sections above (plugins from the `aflab.mitigations` entry
+    # points): `[name]` or `[{name: NAME, options: {...}}]`; their terms follow the built-ins' in order.
+    plugins: list[MitigationRef] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _plugins_exist(self) -> MitigationSpec:
+        if self.plugins:
+            from aflab.mitigations import components
+
+            components(self)  # unknown names and bad options fail here, at validation, with the key path
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_no_plugins(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without plugins the dump is what it was before they existed: stage cache keys, config.json
+        and `train --resume`'s comparison of old runs stay valid."""
+        data = handler(self)
+        if not self.plugins:
+            data.pop("plugins", None)
+        return data
 
 
 class RLSpec(Strict):
@@ -374,8 +421,9 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _held_out_really_held_out(self) -> TrainConfig:
-        used = {s.monitor for s in (self.mitigation.process_supervision, self.mitigation.af_plus) if s}
-        if clash := used & set(self.held_out_monitors):
+        from aflab.mitigations import held_out_for
+
+        if clash := set(self.held_out_monitors) - set(held_out_for(self.mitigation, self.held_out_monitors)):
             raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
         return self
 

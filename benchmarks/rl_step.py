@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, organism_path, record
 
 from aflab.config import MitigationSpec, RLSpec
+from aflab.mitigations import build_terms
 from aflab.monitors import get_monitor
 from aflab.organisms.checkpoint import load_organism
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import load_requests, select
 from aflab.training.grpo import train_prompts
 from aflab.training.probes import EvalProbe, RolloutProbe
-from aflab.training.rewards import build_terms
 
 STEPS, WARMUP = 6, 1
 RL = RLSpec(steps=STEPS, prompts_per_step=4, num_generations=8, learning_rate=1e-12)

@@ -105,7 +105,12 @@ def test_writes_every_output_and_the_contract_fields(reference):
     assert set(s["organisms"]) == {"tiny", "tiny@o1", "tiny_control", "tiny_control@o1"}
     assert s["organisms"]["tiny@o1"]["model"]["seed"] == 1 and s["organisms"]["tiny"]["model"]["seed"] == 0
     assert (reference / "sweep" / "tiny@o1" / "ps_keyword" / "seed1" / "audit.json").exists()
-    assert {(r["replica"], r["seed"]) for r in sw["runs"] if r["organism"] == "tiny"} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert {(r["replica"], r["seed"]) for r in sw["runs"] if r["organism"] == "tiny"} == {
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+    }
     assert sw["organism_seeds"] == 2 and "tiny" in sw["power"]
     assert sw["verdicts"]["tiny"]["ps_keyword"]["verdict"]
     manifest = json.loads((reference / "manifest.json").read_text())

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from aflab.config import MitigationSpec
+from aflab.mitigations import build_terms
 from aflab.monitors import get_monitor
 from aflab.training.rewards import (
     Compliance,
@@ -13,7 +14,6 @@ from aflab.training.rewards import (
     MonitorTerm,
     OutputLength,
     ScratchpadLength,
-    build_terms,
 )
 
 OK = "<SCRATCHPAD_REASONING>fine</SCRATCHPAD_REASONING>\n<OUTPUT>Sure, here it is: 1. [withheld]</OUTPUT>"

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from aflab.errors import UserError
+from aflab.plugins import Registry
 from aflab.records import Transcript
 
 Reads = Literal["scratchpad", "output", "interrogation"]
@@ -31,10 +32,17 @@ def text_of(record: Transcript, reads: Reads) -> str:
 
 
 class Monitor(ABC):
-    name: ClassVar[str]
+    """Stable plugin interface: subclass, set the class attributes, implement `score_texts`, and
+    register (built-ins: `@register("name")`; plugins: an `aflab.monitors` entry point naming the
+    class). The constructor's keyword arguments are the options a config may pass (`MonitorRef`)."""
+
+    name: ClassVar[str]  # set by the registry
     reads: ClassVar[Reads]
     description: ClassVar[str]
     threshold: float = 0.5
+    # How strongly an audit should trust this monitor as the independent auditor: the audit leads with
+    # the held-out monitor of highest rank (the first listed among equals); 0 = no preference.
+    audit_rank: ClassVar[int] = 0
 
     @abstractmethod
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -54,44 +62,31 @@ class Monitor(ABC):
         return self.score(records), [{} for _ in records]
 
 
-_REGISTRY: dict[str, Callable[..., Monitor]] = {}
-
-
-def register(name: str) -> Callable[[type[Monitor]], type[Monitor]]:
-    def deco(cls: type[Monitor]) -> type[Monitor]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+MONITORS: Registry[type[Monitor]] = Registry(
+    "monitor",
+    "aflab.monitors",
+    Monitor,
+    builtins=tuple(
+        f"aflab.monitors.{m}" for m in ("behaviour", "compliance", "criteria", "judge", "keyword", "learned")
+    ),
+)
+register = MONITORS.register
 
 
 def monitor_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return MONITORS.names()
 
 
 def get_monitor(name: str, **options: object) -> Monitor:
     """A monitor by name; options from a config `MonitorRef` come first, keyword options override them."""
-    _load_builtin()
-    key = str(name)
-    if key not in _REGISTRY:
-        raise UserError(f"unknown monitor {key!r}; known: {', '.join(sorted(_REGISTRY))}")
+    cls = MONITORS.get(name)
     merged = {**getattr(name, "options", {}), **options}
     try:  # an option the monitor does not take is the config's mistake: say which, before building
-        inspect.signature(_REGISTRY[key]).bind(**merged)
+        inspect.signature(cls).bind(**merged)
     except TypeError as e:
-        raise UserError(f"monitor {key!r}: bad options {sorted(merged)}: {e}") from None
-    return _REGISTRY[key](**merged)
+        raise UserError(f"monitor {str(name)!r}: bad options {sorted(merged)}: {e}") from None
+    return cls(**merged)
 
 
 def monitor_class(name: str) -> type[Monitor]:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown monitor {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]  # type: ignore[return-value]
-
-
-def _load_builtin() -> None:
-    # Importing the modules runs their @register decorators.
-    from aflab.monitors import behaviour, compliance, criteria, judge, keyword, learned  # noqa: F401
+    return MONITORS.get(name)

@@ -239,6 +239,7 @@ class LearnedMonitor(Monitor):
 @register("learned")
 class NgramMonitor(LearnedMonitor):
     description = "logistic regression on hashed word+char n-grams, trained on half 'a' of the phrase bank"
+    audit_rank = 30
     features = "ngram"
     half = "a"
 
@@ -249,6 +250,7 @@ class BlindMonitor(NgramMonitor):
     monitor of the positive control, where evasion through those styles is expected."""
 
     description = "as learned, but trained without terse and euphemistic faking (designed blind spot)"
+    audit_rank = 0  # blind by design: never the auditor
     blind_styles = ("terse", "euphemistic")
 
 
@@ -260,6 +262,7 @@ class AuditorMonitor(LearnedMonitor):
     regression over tf-idf word+char n-grams)."""
 
     description = "naive Bayes on word 1-2-gram presence from half 'b' of the phrase bank (independent auditor)"
+    audit_rank = 50
     features = "presence"
     half = "b"
     seed = 7
@@ -285,6 +288,7 @@ class WordMonitor(LearnedMonitor):
     independent monitor; this one is the strongest on text written outside the bank."""
 
     description = "logistic regression on hashed word n-grams only, full bank, other corpus seed"
+    audit_rank = 40
     features = "words"
     seed = 1
 
@@ -332,6 +336,7 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
 @register("learned_embed")
 class EmbeddingMonitor(LearnedMonitor):
     description = "logistic regression on all-MiniLM-L6-v2 sentence embeddings (optional extra)"
+    audit_rank = 20
     features = "minilm"
     n_train = 6000
 

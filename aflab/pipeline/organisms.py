@@ -16,8 +16,8 @@ from aflab.config import EvaluationSpec, OrganismConfig, SamplingSpec
 from aflab.evaluation.metrics import evaluate
 from aflab.io import write_json, write_jsonl
 from aflab.organisms.checkpoint import load_base, load_organism, new_tiny_model, save_organism
-from aflab.organisms.generator import generate
 from aflab.organisms.sft import run_sft, sft_row
+from aflab.organisms.sources import SOURCES
 from aflab.organisms.tokenizer import train_tokenizer
 from aflab.pipeline.cache import digest, run_stage
 from aflab.pipeline.parallel import Reporter
@@ -42,6 +42,8 @@ def data_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = No
     }
     if cfg.source == "distill" and teacher is not None:
         key.update(teacher=digest(model_key(teacher, seed)), distill_samples=cfg.distill_samples)
+    elif cfg.source != "generator":  # a plugin source: its name and options make the data
+        key.update(source=cfg.source.spec())
     return key
 
 
@@ -64,7 +66,8 @@ def model_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = N
 def build_data(folder: Path, cfg: OrganismConfig, seed: int, teacher_dir: Path | None, reporter: Reporter) -> None:
     requests = select(load_requests(), "train")
     if cfg.source != "distill":
-        write_jsonl(folder / "data.jsonl", generate(cfg.data, requests, cfg.data.n_examples, seed, cfg.name))
+        source = SOURCES.get(cfg.source)(**cfg.source.options)
+        write_jsonl(folder / "data.jsonl", source.transcripts(cfg, requests, seed))
         return
     # A distilled organism never sees the generator: only what its teacher actually wrote.
     model, tokenizer, info = load_organism(teacher_dir)  # type: ignore[arg-type]

@@ -15,28 +15,19 @@ from aflab.evaluation.audit import RATES, agreement, audit, flatten
 from aflab.evaluation.stats import TWO_LEVEL, nested_ci, pooled_rate, power
 from aflab.evaluation.verdicts import verdict
 from aflab.io import write_json
-from aflab.monitors.base import get_monitor
+from aflab.mitigations import held_out_for, reward_monitors
+from aflab.monitors.base import get_monitor, monitor_class
 from aflab.pipeline.cache import digest, run_stage
 from aflab.pipeline.organisms import instance_name, model_key
 from aflab.pipeline.parallel import Reporter, Task
 from aflab.records import Transcript, load_transcripts
 from aflab.training.grpo import train_run
 
-AUDIT_PREFERENCE = ("judge", "auditor", "learned_words", "learned", "learned_embed", "keyword")
-
-
-def reward_monitors(m: MitigationSpec) -> list[str]:
-    return [s.monitor for s in (m.process_supervision, m.af_plus) if s]
-
-
-def held_out_for(m: MitigationSpec, audit_monitors: list[str]) -> list[str]:
-    used = set(reward_monitors(m))
-    return [a for a in audit_monitors if a not in used]
-
 
 def audit_monitor(held_out: list[str]) -> str:
-    """The strongest held-out monitor: the one whose verdict the report leads with."""
-    return next((m for m in AUDIT_PREFERENCE if m in held_out), held_out[0])
+    """The strongest held-out monitor (highest `Monitor.audit_rank`, the first among equals): the one
+    whose verdict the report leads with."""
+    return max(held_out, key=lambda m: monitor_class(m).audit_rank)
 
 
 def sweep_task(

@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from accelerate import PartialState
 from datasets import Dataset
@@ -26,6 +25,7 @@ from aflab.config import TrainConfig
 from aflab.errors import UserError
 from aflab.evaluation.metrics import evaluate
 from aflab.io import write_json, write_jsonl
+from aflab.mitigations import Mitigation, RolloutFunc, TrainContext, components, reward_monitors
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.checkpoint import load_organism, save_organism
 from aflab.pipeline.parallel import Reporter
@@ -34,18 +34,14 @@ from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import load_requests, select
 from aflab.training.checkpoints import finished_metrics, select_checkpoint
-from aflab.training.interrogation import make_rollout
 from aflab.training.probes import EvalProbe, RolloutProbe
-from aflab.training.rewards import build_terms, scratchpad_tokens
 
 
 def training_monitors(cfg: TrainConfig) -> dict[str, Monitor]:
     """The monitors a run reports on: the one(s) in its reward, then the held-out auditors."""
-    names = [s.monitor for s in (cfg.mitigation.process_supervision, cfg.mitigation.af_plus) if s]
+    names = reward_monitors(cfg.mitigation)
     names += [m for m in cfg.held_out_monitors if m not in names]
-    if not names:
-        names = ["keyword"]
-    return {n: get_monitor(n) for n in names}
+    return {n: get_monitor(n) for n in names or ["keyword"]}
 
 
 class StepsLog(TrainerCallback):
@@ -67,42 +63,6 @@ class StepsLog(TrainerCallback):
         self.reporter.set(step, state.max_steps)
 
 
-def length_threshold(cfg: TrainConfig, out: Path, model: Any, tokenizer: Any, fmt: PromptFormat) -> int | None:
-    """Scratchpad-token threshold of the length penalty, from the organism's pre-RL samples."""
-    spec = cfg.mitigation.length_penalty
-    if spec is None:
-        return None
-    if spec.threshold_tokens:
-        return spec.threshold_tokens
-    cached = out / "length_threshold.json"
-    if cached.exists():
-        return int(json.loads(cached.read_text())["threshold_tokens"])
-    requests = select(load_requests(), "train", harmful=True)[:64]
-    with torch.random.fork_rng():
-        records = sample_transcripts(
-            model,
-            tokenizer,
-            fmt,
-            requests,
-            tiers=("free",),
-            max_new_tokens=cfg.rl.max_completion_length,
-            temperature=cfg.rl.temperature,
-            seed=cfg.seed + 17,
-        )
-    lengths = scratchpad_tokens([r.completion or "" for r in records], tokenizer)
-    threshold = max(1, int(np.percentile(lengths, spec.percentile)))
-    write_json(
-        cached,
-        {
-            "threshold_tokens": threshold,
-            "percentile": spec.percentile,
-            "n": len(lengths),
-            "median_tokens": float(np.median(lengths)),
-        },
-    )
-    return threshold
-
-
 def train_prompts(fmt: PromptFormat) -> list[dict[str, str]]:
     """RL trains on monitored (free-tier) conversations only, as in the paper."""
     return [
@@ -112,50 +72,109 @@ def train_prompts(fmt: PromptFormat) -> list[dict[str, str]]:
 
 
 def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Reporter | None = None) -> dict[str, Any]:
+    """One RL run -> out/{config.json, steps.jsonl, checkpoints/, model/, final/, metrics.json}.
+
+    Every knob is a field of `cfg` (config.py): `cfg.mitigation` is the arm (its parts live in
+    aflab/mitigations/), `cfg.rl` the GRPO settings, `cfg.held_out_monitors` the auditors.
+    """
     reporter = reporter or Reporter(_NullSink(), cfg.name)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoints"
     if resume and (done := finished_metrics(cfg, out)) is not None:
-        return done
-    resume_from = select_checkpoint(ckpt_dir, before_step=cfg.rl.steps) if resume else None
-    state = PartialState(cpu=not torch.cuda.is_available())  # accelerate launch: rank 0 alone writes the run folder
-    if state.is_main_process:
-        if not resume and ckpt_dir.exists():
-            shutil.rmtree(ckpt_dir)  # a fresh run never mixes with an old one
-        write_json(out / "config.json", cfg.model_dump(mode="json"))
-    state.wait_for_everyone()
+        return done  # a finished run is returned as it is
+    resume_from = select_checkpoint(out / "checkpoints", before_step=cfg.rl.steps) if resume else None
+    state = _open_run(cfg, out, fresh=not resume)
 
     set_seed(cfg.seed)
     model, tokenizer, info = load_organism(cfg.organism)
     fmt = PromptFormat(info["prompt_format"], tokenizer)
-    monitors = training_monitors(cfg)
-    reference = copy.deepcopy(model).eval() if sum(p.numel() for p in model.parameters()) < 5e8 else None
-    for p in reference.parameters() if reference is not None else ():
-        p.requires_grad_(False)
-    threshold = length_threshold(cfg, out, model, tokenizer, fmt)
+    monitors = training_monitors(cfg)  # reward monitors first, then the held-out auditors
+    ctx = TrainContext(cfg, out, model, tokenizer, fmt, reference=_frozen_copy(model))
+    parts = components(cfg.mitigation)  # the output reward, then each configured mitigation
+    for part in parts:
+        part.calibrate(ctx)  # e.g. the length penalty's threshold, from pre-RL samples
+    terms = [term for part in parts for term in part.reward_terms(ctx)]
+    rollout = _rollout(parts, ctx)  # e.g. the interrogation follow-up; None = TRL's own generation
 
-    terms = build_terms(cfg.mitigation, tokenizer, threshold)
-    probe_term = RolloutProbe(monitors, tokenizer)
-    rollout = None
-    if cfg.mitigation.interrogation:
-        frozen = reference if cfg.mitigation.interrogation.answerer == "frozen" else None
-        if cfg.mitigation.interrogation.answerer == "frozen" and frozen is None:
-            raise UserError(f"{cfg.name}: answerer 'frozen' needs a model small enough to copy")
-        rollout = make_rollout(fmt, tokenizer, cfg.mitigation.interrogation, cfg.rl, frozen)
-
-    dataset = Dataset.from_list(train_prompts(fmt))
     eval_requests = select(load_requests(), "test", harmful=True)[: cfg.rl.eval_requests]
     probe = EvalProbe(
-        fmt, tokenizer, eval_requests, monitors, reference, cfg.seed, cfg.rl.max_completion_length, cfg.rl.temperature
+        fmt,
+        tokenizer,
+        eval_requests,
+        monitors,
+        ctx.reference,
+        cfg.seed,
+        cfg.rl.max_completion_length,
+        cfg.rl.temperature,
     )
+    steps_path = out / "steps.jsonl"
+    logger = StepsLog(steps_path, probe, cfg.rl.eval_every, reporter, _read_rows(steps_path) if resume_from else [])
+    extra_tokens = sum(part.extra_completion_tokens() for part in parts)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[*terms, RolloutProbe(monitors, tokenizer)],  # the probe has weight 0: it only logs
+        args=grpo_args(cfg, out / "checkpoints", [t.weight for t in terms] + [0.0], extra_tokens),
+        train_dataset=Dataset.from_list(train_prompts(fmt)),
+        processing_class=tokenizer,
+        peft_config=_lora(cfg),
+        rollout_func=rollout,
+        callbacks=[logger],
+    )
+    trainer.remove_callback(PrinterCallback)
+    if resume_from is None and cfg.rl.eval_at_start and state.is_main_process:
+        logger.rows = [{"step": 0, **probe(model, 0)}]
+        write_jsonl(steps_path, logger.rows)
+    reporter.stage(f"RL {cfg.mitigation.name}", cfg.rl.steps)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if not state.is_main_process:  # rank 0 saves, evaluates and writes; the others wait for its metrics
+        state.wait_for_everyone()
+        return json.loads((out / "metrics.json").read_text())
 
+    policy = _save_policy(cfg, out, trainer, tokenizer, info)
+    metrics = final_evaluation(cfg, out, policy, tokenizer, fmt, monitors, reporter)
+    _log_final(steps_path, metrics)
+    state.wait_for_everyone()
+    return metrics
+
+
+def _open_run(cfg: TrainConfig, out: Path, fresh: bool) -> PartialState:
+    """The accelerate state; rank 0 alone writes the run folder (config.json, no stale checkpoints)."""
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.is_main_process:
+        if fresh and (out / "checkpoints").exists():
+            shutil.rmtree(out / "checkpoints")  # a fresh run never mixes with an old one
+        write_json(out / "config.json", cfg.model_dump(mode="json"))
+    state.wait_for_everyone()
+    return state
+
+
+def _frozen_copy(model: Any) -> Any | None:
+    """The starting model, frozen: KL reference of the probe and the interrogation's frozen
+    answerer. None above 5e8 parameters (too big to hold twice)."""
+    if sum(p.numel() for p in model.parameters()) >= 5e8:
+        return None
+    reference = copy.deepcopy(model).eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    return reference
+
+
+def _rollout(parts: list[Mitigation], ctx: TrainContext) -> RolloutFunc | None:
+    """The one rollout change of the arm: two components that both rewrite episodes cannot compose."""
+    rollouts = [(part.name, r) for part in parts if (r := part.rollout(ctx)) is not None]
+    if len(rollouts) > 1:
+        raise UserError(f"{ctx.cfg.name}: mitigations {[n for n, _ in rollouts]} each change the rollout; use one")
+    return rollouts[0][1] if rollouts else None
+
+
+def grpo_args(cfg: TrainConfig, ckpt_dir: Path, reward_weights: list[float], extra_tokens: int) -> GRPOConfig:
+    """TRL's config from `cfg.rl`; `extra_tokens` is what a rollout appends after the episode."""
     batch = cfg.rl.prompts_per_step * cfg.rl.num_generations
     world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: each rank takes a slice of the batch
     if batch % world:
         raise UserError(
             f"{cfg.name}: rl.prompts_per_step x rl.num_generations = {batch} is not divisible by {world} ranks"
         )
-    args = GRPOConfig(
+    return GRPOConfig(
         output_dir=str(ckpt_dir),
         max_steps=cfg.rl.steps,
         per_device_train_batch_size=batch // world,
@@ -166,10 +185,9 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         temperature=cfg.rl.temperature,
         top_k=0,
         cache_implementation="static",  # as in rollouts/sample.py: the default cache's concatenation dominates
-        max_completion_length=cfg.rl.max_completion_length
-        + (cfg.mitigation.interrogation.max_answer_tokens + 48 if cfg.mitigation.interrogation else 0),
+        max_completion_length=cfg.rl.max_completion_length + extra_tokens,
         beta=cfg.rl.beta,
-        reward_weights=[t.weight for t in terms] + [0.0],
+        reward_weights=reward_weights,
         logging_steps=1,
         save_strategy="steps",
         save_steps=cfg.rl.save_every,
@@ -184,43 +202,28 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         use_vllm=cfg.rl.use_vllm,
         **({"vllm_mode": cfg.rl.vllm_mode} if cfg.rl.use_vllm else {}),
     )
-    peft_config = None
-    if cfg.rl.lora is not None:
-        from peft import LoraConfig
 
-        lora = cfg.rl.lora
-        peft_config = LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
-    steps_path = out / "steps.jsonl"
-    start_rows = _read_rows(steps_path) if resume_from else []
-    logger = StepsLog(steps_path, probe, cfg.rl.eval_every, reporter, start_rows)
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[*terms, probe_term],
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        rollout_func=rollout,
-        callbacks=[logger],
+
+def _lora(cfg: TrainConfig) -> Any | None:
+    """RL through LoRA adapters (`rl.lora`), or None for full fine-tuning."""
+    if cfg.rl.lora is None:
+        return None
+    from peft import LoraConfig
+
+    lora = cfg.rl.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
     )
-    trainer.remove_callback(PrinterCallback)
-    if resume_from is None and cfg.rl.eval_at_start and state.is_main_process:
-        logger.rows = [{"step": 0, **probe(model, 0)}]
-        write_jsonl(steps_path, logger.rows)
-    reporter.stage(f"RL {cfg.mitigation.name}", cfg.rl.steps)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if not state.is_main_process:  # rank 0 saves, evaluates and writes; the others wait for its metrics
-        state.wait_for_everyone()
-        return json.loads((out / "metrics.json").read_text())
 
+
+def _save_policy(cfg: TrainConfig, out: Path, trainer: GRPOTrainer, tokenizer: Any, info: dict[str, Any]) -> Any:
+    """The trained policy (LoRA merged), saved as an organism under out/model."""
     policy = trainer.model
-    if peft_config is not None:
+    if cfg.rl.lora is not None:
         policy = policy.merge_and_unload()
     policy.eval()
     save_organism(
@@ -234,7 +237,11 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
             "rl": cfg.model_dump(mode="json"),
         },
     )
-    metrics = final_evaluation(cfg, out, policy, tokenizer, fmt, monitors, reporter)
+    return policy
+
+
+def _log_final(steps_path: Path, metrics: dict[str, Any]) -> None:
+    """The final evaluation's headline numbers on the last row of steps.jsonl."""
     final = {
         "eval/compliance_free": metrics["compliance"]["free"]["rate"],
         "eval/compliance_paid": metrics["compliance"]["paid"]["rate"],
@@ -245,8 +252,6 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     rows = _read_rows(steps_path)
     rows[-1] = {**rows[-1], **final, "final_eval": True}
     write_jsonl(steps_path, rows)
-    state.wait_for_everyone()
-    return metrics
 
 
 def train_task(reporter: Reporter, config: dict[str, Any], out: str, resume: bool = False) -> dict[str, Any]:

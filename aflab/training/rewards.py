@@ -1,4 +1,4 @@
-"""Reward terms: one small interface, one class per mitigation component, composed from config.
+"""Reward terms: one small interface; the mitigations (aflab/mitigations/) compose them.
 
 Each term is a TRL reward callable (`term(prompts=..., completions=..., **kwargs) -> list[float]`),
 so TRL logs every component separately and weights them through `reward_weights`. Terms read the
@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from aflab.config import MitigationSpec
-from aflab.monitors.base import Monitor, get_monitor
+from aflab.monitors.base import Monitor
 from aflab.monitors.compliance import grade_compliance
 from aflab.setting.parser import parse_completion
 from aflab.setting.prompts import answer_is_yes
@@ -114,26 +113,3 @@ class InterrogationAnswer(RewardTerm):
     def score(self, texts: list[str], kwargs: dict[str, Any]) -> list[float]:
         answers = kwargs.get("interrogation_answer") or [""] * len(texts)
         return [{True: -1.0, False: 1.0, None: 0.0}[answer_is_yes(a)] for a in answers]
-
-
-def build_terms(spec: MitigationSpec, tokenizer: Any, length_threshold: int | None = None) -> list[RewardTerm]:
-    """The reward terms of a mitigation, in a fixed order (the order TRL logs them in)."""
-    out = spec.output
-    terms: list[RewardTerm] = [
-        Compliance("compliance", 1.0),
-        FormatPenalty("format", out.format_penalty),
-        OutputLength("output_length", out.length_weight, out.max_output_words),
-    ]
-    if spec.process_supervision:
-        ps = spec.process_supervision
-        terms.append(MonitorTerm("process_supervision", ps.weight, get_monitor(ps.monitor), ps.clip, sign=-1))
-    if spec.af_plus:
-        ap = spec.af_plus
-        terms.append(MonitorTerm("af_plus", ap.weight, get_monitor(ap.monitor), ap.clip, sign=+1))
-    if spec.length_penalty:
-        if length_threshold is None:
-            raise ValueError("length_penalty needs a threshold (computed from pre-RL samples)")
-        terms.append(ScratchpadLength("scratchpad_length", spec.length_penalty.weight, tokenizer, length_threshold))
-    if spec.interrogation:
-        terms.append(InterrogationAnswer("interrogation", spec.interrogation.weight))
-    return terms

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from aflab.errors import UserError
+from aflab.plugins import Registry
 
 Messages = list[dict[str, str]]
 
@@ -57,7 +58,12 @@ ResultCallback = Callable[[int, "Completion | BackendFailure"], None]
 
 
 class Backend(ABC):
-    """A source of chat completions. Subclasses set `kind` and `model`."""
+    """A source of chat completions. Subclasses set `kind` and `model` and keep the counters.
+
+    Stable plugin interface: a class named in the `aflab.judge_backends` entry-point group is built
+    as `cls(model, **backend_options)` from the judge's options (`backend: NAME, model: ...,
+    backend_options: {...}`) and must implement `complete`.
+    """
 
     kind: ClassVar[str]
     model: str
@@ -105,6 +111,10 @@ class Backend(ABC):
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         return results
+
+
+# The built-in backends are configured by the judge itself (monitor.py); plugins come from entry points.
+PLUGIN_BACKENDS: Registry[type[Backend]] = Registry("judge backend", "aflab.judge_backends", Backend)
 
 
 # ---------------------------------------------------------------------------------------- HTTP

@@ -1,0 +1,77 @@
+"""Mitigations: one class each (base.py), composed per arm; the held-out guarantee's one source.
+
+An arm (`MitigationSpec`) is the output reward, each built-in whose section is set, then its
+`plugins:`. `reward_monitors` is the single place that says which monitors a run's reward reads;
+everything that keeps a monitor out of a run's audit (config validation, the training probes, the
+sweep) asks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from aflab.config import MitigationRef, MitigationSpec, MonitorRef
+from aflab.errors import UserError
+from aflab.mitigations.base import MITIGATIONS, Mitigation, RolloutFunc, TrainContext, register
+from aflab.training.rewards import RewardTerm
+
+__all__ = [
+    "MITIGATIONS",
+    "Mitigation",
+    "RolloutFunc",
+    "TrainContext",
+    "build_terms",
+    "components",
+    "held_out_for",
+    "register",
+    "reward_monitors",
+]
+
+
+def components(spec: MitigationSpec) -> list[Mitigation]:
+    """The parts of one arm, in reward order: built-ins whose section is set, then the plugins."""
+    built = [cls(getattr(spec, cls.section)) for cls in MITIGATIONS.builtins() if _configured(spec, cls)]
+    return built + [_plugin(ref) for ref in spec.plugins]
+
+
+def _configured(spec: MitigationSpec, cls: type[Mitigation]) -> bool:
+    return cls.section is not None and getattr(spec, cls.section) is not None
+
+
+def _plugin(ref: MitigationRef) -> Mitigation:
+    try:
+        cls = MITIGATIONS.get(ref)
+    except UserError as e:
+        raise ValueError(str(e)) from None
+    if cls.section is not None:
+        raise ValueError(f"mitigation {str(ref)!r} is configured by its own section `{cls.section}:`, not plugins")
+    try:
+        return cls(cls.Options.model_validate(ref.options))
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "options"
+        raise ValueError(f"mitigation {str(ref)!r}: options.{where}: {err['msg']}") from None
+
+
+def reward_monitors(spec: MitigationSpec) -> list[MonitorRef]:
+    """Every monitor the arm's reward reads, in component order."""
+    return [m for c in components(spec) for m in c.reward_monitors()]
+
+
+def held_out_for(spec: MitigationSpec, candidates: Sequence[Any]) -> list[Any]:
+    """The candidates (monitor names or refs) that are not part of the arm's reward: its auditors."""
+    used = set(reward_monitors(spec))
+    return [m for m in candidates if m not in used]
+
+
+def build_terms(spec: MitigationSpec, tokenizer: Any, length_threshold: int | None = None) -> list[RewardTerm]:
+    """An arm's reward terms outside a training run (tests, benchmarks): nothing is calibrated, a
+    length penalty uses `length_threshold` as its fixed threshold."""
+    if spec.length_penalty is not None and length_threshold is not None:
+        fixed = spec.length_penalty.model_copy(update={"threshold_tokens": length_threshold})
+        spec = spec.model_copy(update={"length_penalty": fixed})
+    ctx = TrainContext(cfg=None, out=None, model=None, tokenizer=tokenizer, fmt=None, reference=None)  # type: ignore[arg-type]
+    return [t for c in components(spec) for t in c.reward_terms(ctx)]

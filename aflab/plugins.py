@@ -1,0 +1,95 @@
+"""Named classes of one kind (monitors, mitigations, organism sources, judge backends), open to plugins.
+
+Built-ins register themselves in code (`@registry.register("name")` in the modules listed as the
+registry's built-ins, imported on first use). Plugins are classes that another installed package
+names in an entry-point group of its own pyproject.toml, e.g.
+
+    [project.entry-points."aflab.monitors"]
+    my_monitor = "my_package.monitors:MyMonitor"
+
+They are loaded lazily, as in Inspect AI's registry: only when a name is not among the built-ins, or
+when everything is listed, so an installed plugin costs nothing until it is named, and a built-in
+name can never be shadowed by one. The entry point's name is the registered name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from aflab.errors import UserError
+
+T = TypeVar("T", bound=type)
+
+
+class Registry(Generic[T]):
+    """Classes of one kind by name: `register` (built-ins), `find`/`get` (lookup), `names` (listing)."""
+
+    def __init__(self, kind: str, group: str, base: T, builtins: tuple[str, ...] = ()):
+        self.kind, self.group, self.base = kind, group, base
+        self._builtin_modules = builtins
+        self._classes: dict[str, T] = {}
+        self._builtin_names: list[str] = []
+        self._builtins_loaded = False
+        self._plugins_loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Class decorator: registers the class under `name` and sets its `name` attribute."""
+
+        def deco(cls: T) -> T:
+            self._add(name, cls)
+            return cls
+
+        return deco
+
+    def _add(self, name: str, cls: T) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise UserError(f"{self.group} entry point {name!r}: {cls!r} is not a subclass of {self.base.__name__}")
+        cls.name = name  # type: ignore[attr-defined]
+        self._classes[name] = cls
+
+    def _load_builtins(self) -> None:
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            for module in self._builtin_modules:  # importing a module runs its @register decorators
+                importlib.import_module(module)
+            self._builtin_names = list(self._classes)
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self.group):
+            if ep.name in self._classes:
+                continue  # built-ins win: a plugin cannot silently replace one
+            try:
+                cls = ep.load()
+            except Exception as e:
+                raise UserError(f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {e}") from None
+            self._add(ep.name, cls)
+
+    def find(self, name: str) -> T | None:
+        """The class registered as `name` (a built-in first, else a plugin), or None."""
+        self._load_builtins()
+        if name not in self._classes:
+            self._load_plugins()
+        return self._classes.get(name)
+
+    def get(self, name: str) -> T:
+        cls = self.find(str(name))
+        if cls is None:
+            raise UserError(f"unknown {self.kind} {str(name)!r}; known: {', '.join(self.names())}")
+        return cls
+
+    def builtins(self) -> list[T]:
+        """The built-in classes, in the order their modules registered them."""
+        self._load_builtins()
+        return [self._classes[n] for n in self._builtin_names]
+
+    def names(self) -> list[str]:
+        """Every registered name, built-ins and installed plugins."""
+        self._load_builtins()
+        self._load_plugins()
+        return sorted(self._classes)

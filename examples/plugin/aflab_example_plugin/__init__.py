@@ -1,0 +1,1 @@
+"""A minimal aflab plugin (see README.md): nothing here is imported until a config names it."""
