@@ -324,7 +324,7 @@ def power_line(sw: dict[str, Any], org: str) -> str | None:
     p = (sw.get("power") or {}).get(org)
     if not p:
         return None
-    need = p["replicas_needed"]
+    need = {k: "over 1,000" if v is None else v for k, v in p["replicas_needed"].items()}
     return (
         f"Power (from the paired Δgap of {p['arms']} arms): SD between organisms {p['sd_between_replicas']:.3f}, "
         f"between RL seeds {p['sd_within_replica']:.3f}; with {p['replicas']} organisms x {p['seeds']} seeds a mean "
