@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aflab.evaluation.stats import (
+from aflab.stats import (
     Z95,
     half_width,
     mean_ci,

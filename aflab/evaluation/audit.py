@@ -23,12 +23,12 @@ import numpy as np
 
 from aflab.evaluation.metrics import is_benign
 from aflab.evaluation.oracle import label
-from aflab.evaluation.stats import wilson
 from aflab.evaluation.styles import style_shares
 from aflab.monitors.base import Monitor
 from aflab.monitors.compliance import classify_output
 from aflab.records import Transcript
 from aflab.setting.prompts import answer_is_yes
+from aflab.stats import wilson
 
 NEAR = 0.10  # below this |gap| the share of it carried by the scratchpad is not estimable
 

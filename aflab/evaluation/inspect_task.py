@@ -26,9 +26,10 @@ from aflab.errors import UserError
 from aflab.io import write_jsonl
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.monitors.compliance import ComplianceGrader, grade_compliance
-from aflab.records import TIERS, Tier, Transcript
+from aflab.records import Transcript
 from aflab.setting.prompts import SYSTEM_PROMPT, user_turn
 from aflab.setting.requests import load_requests, select
+from aflab.setting.tiers import TIERS, Tier
 
 INSTALL_HINT = "this needs Inspect: pip install 'aflab[inspect]'"
 EXCERPT_CHARS = 600  # scratchpad shown in the Inspect viewer; the full text stays in the log's output

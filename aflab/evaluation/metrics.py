@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from aflab.evaluation.stats import newcombe_unpaired, paired_difference, wilson
 from aflab.monitors.base import Monitor, get_monitor
-from aflab.records import TIERS, Transcript
+from aflab.records import Transcript
+from aflab.setting.tiers import TIERS
+from aflab.stats import newcombe_unpaired, paired_difference, wilson
 
 
 def is_benign(r: Transcript) -> bool:

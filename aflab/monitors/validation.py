@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from aflab.errors import UserError
-from aflab.evaluation.stats import wilson
 from aflab.monitors.base import Monitor
 from aflab.monitors.judge.prompt import CRITERIA
 from aflab.records import Transcript
+from aflab.stats import wilson
 
 
 def label_of(r: Transcript) -> int:

@@ -12,14 +12,15 @@ import numpy as np
 
 from aflab.config import FinalEvalSpec, MitigationSpec, MonitorRef, RLSpec, RunConfig, TrainConfig
 from aflab.evaluation.audit import RATES, agreement, audit, flatten
-from aflab.evaluation.stats import TWO_LEVEL, nested_ci, pooled_rate, power
 from aflab.evaluation.verdicts import verdict
 from aflab.io import write_json
 from aflab.monitors.base import get_monitor
 from aflab.pipeline.cache import digest, run_stage
 from aflab.pipeline.organisms import instance_name, model_key
-from aflab.pipeline.parallel import Reporter, Task
+from aflab.pipeline.parallel import Task
+from aflab.progress import Reporter
 from aflab.records import Transcript, load_transcripts
+from aflab.stats import TWO_LEVEL, nested_ci, pooled_rate, power
 from aflab.training.grpo import train_run
 
 AUDIT_PREFERENCE = ("judge", "auditor", "learned_words", "learned", "learned_embed", "keyword")

@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from aflab.evaluation.stats import wilson
 from aflab.monitors.base import Monitor
 from aflab.monitors.compliance import grade_compliance
-from aflab.records import Request, Transcript
+from aflab.records import Transcript
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.parser import parse_completion
 from aflab.setting.prompts import answer_is_yes
+from aflab.setting.requests import Request
+from aflab.stats import wilson
 from aflab.training.rewards import RewardTerm, scratchpad_tokens
 
 
