@@ -53,6 +53,16 @@ class Estimate:
             out["replicas"] = self.replicas
         return {**out, "method": self.method, "value": self.value}
 
+    @property
+    def lo(self) -> float | None:
+        """The interval's lower end, or the value itself where there is no interval (one run)."""
+        return self.ci95[0] if self.ci95 else self.value
+
+    @property
+    def hi(self) -> float | None:
+        """The interval's upper end, or the value itself where there is no interval (one run)."""
+        return self.ci95[1] if self.ci95 else self.value
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Estimate:
         """Read back any serialised estimate, including those written before `value` existed."""
