@@ -18,7 +18,7 @@ from scipy import stats
 Z95 = 1.959963984540054
 
 
-Kind = Literal["rate", "mean", "difference"]
+Kind = Literal["rate", "mean", "difference", "value"]
 WILSON = "Wilson score interval"
 T_SEEDS = "t-interval over RL seeds"
 
@@ -30,7 +30,8 @@ class Estimate:
 
     `kind` only picks the legacy keys the JSON contract already promised for that kind of number
     (SUMMARY.md): a rate also carries `rate` and `k`, a mean over runs `mean`, a difference
-    `p_value` and `test`. `value` and `method` are always present.
+    `p_value` and `test`; any other number ("value": an AUROC, a precision) nothing more. `value` and
+    `method` are always present.
     """
 
     value: float | None
@@ -66,7 +67,7 @@ class Estimate:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Estimate:
         """Read back any serialised estimate, including those written before `value` existed."""
-        kind: Kind = "difference" if "test" in d else "mean" if "mean" in d else "rate"
+        kind: Kind = "difference" if "test" in d else "mean" if "mean" in d else "rate" if "rate" in d else "value"
         value = d["value"] if "value" in d else d.get(kind)
         ci = (float(d["ci95"][0]), float(d["ci95"][1])) if d.get("ci95") else None
         method = d.get("method") or d.get("test") or ""
