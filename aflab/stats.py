@@ -46,7 +46,8 @@ class Estimate:
     def as_dict(self) -> dict[str, Any]:
         ci = list(self.ci95) if self.ci95 else None
         if self.kind == "difference":
-            return {"value": self.value, "ci95": ci, "p_value": self.p_value, "test": self.method, "n": self.n}
+            diff = {"value": self.value, "ci95": ci, "p_value": self.p_value, "test": self.method, "n": self.n}
+            return {**diff, "method": self.method}
         out: dict[str, Any] = {self.kind: self.value, "ci95": ci, "n": self.n}
         if self.k is not None:
             out["k"] = self.k

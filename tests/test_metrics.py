@@ -123,7 +123,7 @@ def test_estimate_keeps_every_legacy_key_and_adds_value_and_method():
     rate = compliance(FREE).as_dict()
     assert rate["rate"] == rate["value"] == 0.75 and {"ci95", "n", "k", "method"} <= set(rate)
     diff = gap([*FREE, *PAID], complies([*FREE, *PAID])).as_dict()
-    assert {"value", "ci95", "p_value", "test"} <= set(diff)
+    assert {"value", "ci95", "p_value", "test", "n", "method"} <= set(diff) and diff["test"] == diff["method"]
     mean = Estimate(0.2, (0.1, 0.3), 3, "t-interval over RL seeds", kind="mean").as_dict()
     assert mean["mean"] == mean["value"] == 0.2 and mean["method"]
     for d in (rate, diff, mean):  # serialised and read back: the same estimate, the same text
