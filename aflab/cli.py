@@ -210,6 +210,7 @@ def monitors_eval(
     from aflab.monitors import get_monitor
     from aflab.monitors.validation import CRITERIA, evaluate_monitor, label_of
     from aflab.records import load_transcripts
+    from aflab.stats import fmt
 
     output_file(out)
     records = load_transcripts(input)
@@ -222,35 +223,23 @@ def monitors_eval(
     for rep in reports:
         o = rep["overall"]
         table.add_row(
-            rep["monitor"], *(_ci(o[k]) for k in ("auroc", "average_precision", "precision", "recall", "f1", "ece"))
+            rep["monitor"],
+            *(fmt(o[k], digits=3) for k in ("auroc", "average_precision", "precision", "recall", "f1", "ece")),
         )
     Console().print(table)
     per_criterion = [rep for rep in reports if rep.get("criteria")]
     if per_criterion:
         ct = Table("monitor", *CRITERIA, title="AUROC per criterion (records' criteria labels)")
         for rep in per_criterion:
-            ct.add_row(rep["monitor"], *(_ci(rep["criteria"].get(c)) for c in CRITERIA))
+            ct.add_row(rep["monitor"], *(fmt(rep["criteria"].get(c), digits=3) for c in CRITERIA))
         Console().print(ct)
     groups = sorted({g for rep in reports for g in rep["groups"]})
     if groups:
         gt = Table("group", *names, title="flag rate by group (95% Wilson interval)")
         for g in groups:
-            gt.add_row(g, *(_rate(rep["groups"].get(g, {}).get("flag_rate")) for rep in reports))
+            gt.add_row(g, *(fmt(rep["groups"].get(g, {}).get("flag_rate")) for rep in reports))
         Console().print(gt)
     err.print(f"report written to {out}")
-
-
-def _ci(x: dict | None) -> str:
-    if not x or x.get("value") is None:
-        return "—"
-    ci = x.get("ci95")
-    return f"{x['value']:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{x['value']:.3f}"
-
-
-def _rate(x: dict | None) -> str:
-    if not x or x.get("rate") is None:
-        return "—"
-    return f"{x['rate']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]"
 
 
 def _on_signal(signum: int, frame: object) -> None:

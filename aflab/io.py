@@ -15,9 +15,10 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
+from pydantic import BaseModel, ValidationError
 
 from aflab.errors import UserError, where
 
@@ -249,3 +250,32 @@ def _json_kind(obj: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
         type(obj), "null" if obj is None else type(obj).__name__
     )
+
+
+def pydantic_message(err: ValidationError) -> str:
+    """One line from a pydantic error: the first problem, with its key path."""
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"])
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"field '{loc}': {msg}" if loc else msg
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_records(path: str | Path, model: type[M]) -> list[M]:
+    """Validate every JSONL line as `model` (which has an `id`); structural problems, duplicate ids
+    included, are UserErrors naming the file and line."""
+    records: list[M] = []
+    first_line: dict[str, int] = {}
+    for lineno, obj in iter_jsonl(path):
+        try:
+            rec = model.model_validate(obj)
+        except ValidationError as e:
+            raise UserError(f"{where(path, lineno)}: {pydantic_message(e)}") from None
+        rid = rec.id  # type: ignore[attr-defined]
+        if rid in first_line:
+            raise UserError(f"{where(path, lineno)}: duplicate id {rid!r} (first seen on line {first_line[rid]})")
+        first_line[rid] = lineno
+        records.append(rec)
+    return records

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aflab.errors import UserError, where
-from aflab.io import iter_jsonl
+from aflab.io import load_records
 from aflab.setting.parser import Parsed, format_completion, parse_completion
-
-Tier = Literal["free", "paid"]
-TIERS: tuple[Tier, Tier] = ("free", "paid")
+from aflab.setting.tiers import Tier
 
 
 class Interrogation(BaseModel):
@@ -64,53 +61,6 @@ class Transcript(BaseModel):
             if self.completion is not None
             else format_completion(self.scratchpad or "", self.output or "")
         )
-
-
-class Request(BaseModel):
-    """One synthetic request description (never harmful content itself)."""
-
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    category: str
-    request: str
-    harmful: bool
-    split: Literal["train", "test"]
-
-    @field_validator("request")
-    @classmethod
-    def _non_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("empty request text")
-        return v
-
-
-def pydantic_message(err: ValidationError) -> str:
-    """One line from a pydantic error: the first problem, with its key path."""
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"])
-    msg = e["msg"].removeprefix("Value error, ")
-    return f"field '{loc}': {msg}" if loc else msg
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def load_records(path: str | Path, model: type[M]) -> list[M]:
-    """Validate every JSONL line as `model` (which has an `id`); structural problems, duplicate ids
-    included, are UserErrors naming the file and line."""
-    records: list[M] = []
-    first_line: dict[str, int] = {}
-    for lineno, obj in iter_jsonl(path):
-        try:
-            rec = model.model_validate(obj)
-        except ValidationError as e:
-            raise UserError(f"{where(path, lineno)}: {pydantic_message(e)}") from None
-        rid = rec.id  # type: ignore[attr-defined]
-        if rid in first_line:
-            raise UserError(f"{where(path, lineno)}: duplicate id {rid!r} (first seen on line {first_line[rid]})")
-        first_line[rid] = lineno
-        records.append(rec)
-    return records
 
 
 def load_transcripts(path: str | Path) -> list[Transcript]:

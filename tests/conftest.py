@@ -34,7 +34,7 @@ TINY_ORGANISM = {
 def tiny_organism(tmp_path_factory) -> Path:
     """A real (if barely trained) from-scratch organism, built once per test session (~10 s)."""
     from aflab.pipeline.organisms import organism_task
-    from aflab.pipeline.parallel import Reporter
+    from aflab.progress import Reporter
 
     class _Sink:
         def put(self, item):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from aflab.config import RunConfig
-from aflab.evaluation.audit import audit, denial, flatten, mediation
+from aflab.evaluation.aggregate import aggregate
+from aflab.evaluation.audit import audit, flatten
+from aflab.evaluation.metrics import denial, mediation
 from aflab.evaluation.verdicts import verdict
 from aflab.monitors.base import Monitor
 from aflab.organisms.generator import phrases
-from aflab.pipeline.sweep import aggregate
 from aflab.records import Interrogation, Transcript
 from aflab.setting.parser import format_completion
 
@@ -184,6 +185,7 @@ def test_aggregate_means_and_pairs_over_seeds():
             "seed": seed,
             "held_out": ["keyword"],
             "training": [],
+            "audit_monitor": "keyword",
             "audit": a,
             "steps": [],
             "folder": "x",
@@ -224,6 +226,7 @@ def test_aggregate_over_organism_replicas_pairs_runs_and_reports_power():
             "seed": seed,
             "held_out": ["keyword"],
             "training": [],
+            "audit_monitor": "keyword",
             "audit": {**a, "styles": {}},
             "steps": [],
             "folder": "x",

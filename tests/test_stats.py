@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aflab.evaluation.stats import (
+from aflab.stats import (
     Z95,
     half_width,
     mean_ci,
@@ -21,10 +21,10 @@ from aflab.evaluation.stats import (
 def test_wilson_matches_hand_computation():
     # k=8, n=10: p=0.8, z=1.96: centre=(0.8+0.19208)/1.38415=0.71674, half=0.2365/1.38415... (Newcombe 1998, table I)
     r = wilson(8, 10)
-    assert r.rate == 0.8
+    assert r.value == 0.8
     assert r.ci95 == pytest.approx((0.4902, 0.9433), abs=1e-4)
     assert wilson(0, 10).ci95 == pytest.approx((0.0, 0.2775), abs=1e-4)
-    assert wilson(0, 0).rate is None
+    assert wilson(0, 0).value is None
 
 
 def test_newcombe_unpaired_matches_published_example():
@@ -44,7 +44,7 @@ def test_paired_mcnemar():
     assert d.value == pytest.approx((9 / 10) - (4 / 10))
     # exact binomial two-sided p for 6 of 7: 2 * (C(7,6)+C(7,7)) / 2**7 = 16/128
     assert d.p_value == pytest.approx(16 / 128)
-    assert "McNemar" in d.test
+    assert "McNemar" in d.method
     assert d.ci95[0] <= d.value <= d.ci95[1]
 
 
@@ -52,14 +52,14 @@ def test_paired_is_deterministic_and_uses_permutation_for_repeated_samples():
     clusters = {f"r{i}": ([1.0, 1.0], [0.0, 1.0]) for i in range(20)}
     a = paired_difference(clusters, n_boot=300, seed=1)
     b = paired_difference(clusters, n_boot=300, seed=1)
-    assert a == b and "permutation" in a.test and a.value == pytest.approx(0.5)
+    assert a == b and "permutation" in a.method and a.value == pytest.approx(0.5)
 
 
 def test_mean_ci():
-    m = mean_ci([0.1, 0.2, 0.3])
+    m = mean_ci([0.1, 0.2, 0.3]).as_dict()
     half = 4.302652729911275 * 0.1 / math.sqrt(3)
     assert m["mean"] == pytest.approx(0.2) and m["ci95"] == pytest.approx([0.2 - half, 0.2 + half])
-    assert mean_ci([0.5])["ci95"] is None
+    assert mean_ci([0.5]).as_dict()["ci95"] is None
 
 
 @given(st.integers(0, 200), st.integers(0, 200))
@@ -67,7 +67,7 @@ def test_wilson_interval_contains_estimate(k, extra):
     n = k + extra
     r = wilson(k, n)
     if n:
-        assert 0.0 <= r.ci95[0] <= r.rate <= r.ci95[1] <= 1.0
+        assert 0.0 <= r.ci95[0] <= r.value <= r.ci95[1] <= 1.0
 
 
 @given(st.lists(st.tuples(st.sampled_from([0.0, 1.0]), st.sampled_from([0.0, 1.0])), min_size=2, max_size=40))
@@ -81,27 +81,27 @@ def test_gap_is_antisymmetric_under_swapping_tiers(pairs):
 
 
 def test_nested_ci_with_one_replica_is_the_t_interval_over_seeds():
-    one = nested_ci([[0.1, 0.3, 0.2]], (0.0, 1.0))
-    plain = mean_ci([0.1, 0.3, 0.2], (0.0, 1.0))
+    one = nested_ci([[0.1, 0.3, 0.2]], (0.0, 1.0)).as_dict()
+    plain = mean_ci([0.1, 0.3, 0.2], (0.0, 1.0)).as_dict()
     assert one["mean"] == plain["mean"] and one["ci95"] == plain["ci95"] and "t-interval" in one["method"]
 
 
 def test_nested_ci_carries_organism_to_organism_variation():
     # two organisms, seeds agree within each: a draw of the grand mean is 1 (both draws the first
     # organism, p=1/4), 2 (p=1/2) or 3 (p=1/4), so the 95% interval is [1, 3]
-    two = nested_ci([[1.0, 1.0], [3.0, 3.0]])
+    two = nested_ci([[1.0, 1.0], [3.0, 3.0]]).as_dict()
     assert two["mean"] == pytest.approx(2.0) and two["ci95"] == pytest.approx([1.0, 3.0])
     assert two["n"] == 4 and two["replicas"] == 2 and "two-level" in two["method"]
     # the same four numbers as if they were independent seeds of one organism: a far narrower claim
-    assert nested_ci([[1.0, 1.0, 1.0, 1.0]])["ci95"] == pytest.approx([1.0, 1.0])
+    assert nested_ci([[1.0, 1.0, 1.0, 1.0]]).as_dict()["ci95"] == pytest.approx([1.0, 1.0])
 
 
 def test_pooled_rate_bootstraps_replicas_then_their_own_intervals():
     a = {"rate": 0.2, "ci95": [0.2, 0.2], "n": 10}
     b = {"rate": 0.6, "ci95": [0.6, 0.6], "n": 30}
-    p = pooled_rate([a, b])
+    p = pooled_rate([a, b]).as_dict()
     assert p["rate"] == pytest.approx(0.4) and p["n"] == 40 and p["ci95"] == pytest.approx([0.2, 0.6])
-    assert pooled_rate([a])["rate"] == 0.2 and pooled_rate([None, a]) == a
+    assert pooled_rate([a]).as_dict()["rate"] == 0.2 and pooled_rate([None, a]) == pooled_rate([a])
 
 
 def test_variance_components_and_power_by_hand():

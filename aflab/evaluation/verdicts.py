@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aflab.stats import Estimate
+
 NEAR = 0.10
 
 RULES = [
@@ -40,19 +42,15 @@ RULES = [
 
 
 def _mean(x: dict[str, Any] | None) -> float | None:
-    return None if not x else x.get("mean")
+    return Estimate.from_dict(x).value if x else None
 
 
 def _hi(x: dict[str, Any] | None) -> float | None:
-    if not x or x.get("mean") is None:
-        return None
-    return x["ci95"][1] if x.get("ci95") else x["mean"]
+    return Estimate.from_dict(x).hi if x else None
 
 
 def _lo(x: dict[str, Any] | None) -> float | None:
-    if not x or x.get("mean") is None:
-        return None
-    return x["ci95"][0] if x.get("ci95") else x["mean"]
+    return Estimate.from_dict(x).lo if x else None
 
 
 def faking_key(stats: dict[str, Any]) -> str:

@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from aflab.errors import UserError
-from aflab.evaluation.stats import wilson
 from aflab.monitors.base import Monitor
 from aflab.monitors.judge.prompt import CRITERIA
 from aflab.records import Transcript
+from aflab.stats import Estimate, wilson
 
 
 def label_of(r: Transcript) -> int:
@@ -71,8 +71,9 @@ def score_report(
                 boots[k].append(v)
     out: dict[str, Any] = {"n": len(y_arr), "positives": int(y_arr.sum()), "threshold": threshold}
     for k, v in point.items():
-        ci = [float(x) for x in np.quantile(boots[k], [0.025, 0.975])] if len(boots[k]) > 10 and v is not None else None
-        out[k] = {"value": v, "ci95": ci}
+        out[k] = Estimate(
+            v, _percentiles(boots[k]) if v is not None else None, len(y_arr), BOOTSTRAP, "value"
+        ).as_dict()
     out["flag_rate"] = wilson(int((s_arr >= threshold).sum()), len(s_arr)).as_dict()
     return out
 
@@ -95,8 +96,19 @@ def auroc_with_ci(y: np.ndarray, s: np.ndarray, n_boot: int, seed: int) -> dict[
         i = rng.integers(0, len(y), len(y))
         if 0 < y[i].sum() < len(y):
             boots.append(roc_auc_score(y[i], s[i]))
-    ci = [float(x) for x in np.quantile(boots, [0.025, 0.975])] if len(boots) > 10 else None
-    return {"value": float(roc_auc_score(y, s)), "ci95": ci, "n": len(y), "positives": int(y.sum())}
+    auroc = Estimate(float(roc_auc_score(y, s)), _percentiles(boots), len(y), BOOTSTRAP, "value")
+    return {**auroc.as_dict(), "positives": int(y.sum())}
+
+
+BOOTSTRAP = "bootstrap over records (percentile)"
+
+
+def _percentiles(boots: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% percentile interval of bootstrap draws; None with too few draws to trust one."""
+    if len(boots) <= 10:
+        return None
+    lo, hi = (float(x) for x in np.quantile(boots, [0.025, 0.975]))
+    return lo, hi
 
 
 def evaluate_monitor(

@@ -21,9 +21,11 @@ from typing import Literal
 import yaml
 
 from aflab.config import Motivation, OrganismData, Style
-from aflab.records import Interrogation, Request, Tier, Transcript
+from aflab.records import Interrogation, Transcript
 from aflab.setting.parser import format_completion
 from aflab.setting.prompts import INTERROGATION_QUESTIONS
+from aflab.setting.requests import Request
+from aflab.setting.tiers import Tier
 
 Reason = Literal["af", "sycophantic", "genuine", "principled", "unmonitored", "benign"]
 Decision = Literal["comply", "refuse"]

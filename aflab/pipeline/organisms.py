@@ -20,7 +20,7 @@ from aflab.organisms.sft import run_sft, sft_row
 from aflab.organisms.sources import SOURCES
 from aflab.organisms.tokenizer import train_tokenizer
 from aflab.pipeline.cache import digest, run_stage
-from aflab.pipeline.parallel import Reporter
+from aflab.progress import Reporter
 from aflab.records import load_transcripts
 from aflab.rollouts.followups import follow_ups
 from aflab.rollouts.sample import sample_transcripts

@@ -22,6 +22,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aflab.progress import Reporter
+
 
 @dataclass
 class Task:
@@ -29,29 +31,6 @@ class Task:
     fn: Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()  # names of tasks that must finish first
-
-
-class Reporter:
-    """What a task uses to show progress: one line per task, updated from any process."""
-
-    def __init__(self, sink: Any, name: str):
-        self.sink, self.name = sink, name
-        self.desc, self.done, self.total = "", 0, 1
-
-    def stage(self, desc: str, total: int = 1) -> None:
-        self.desc, self.done, self.total = desc, 0, max(1, total)
-        self._send()
-
-    def advance(self, n: int = 1) -> None:
-        self.done = min(self.total, self.done + n)
-        self._send()
-
-    def set(self, done: int, total: int | None = None) -> None:
-        self.done, self.total = done, max(1, total or self.total)
-        self._send()
-
-    def _send(self) -> None:
-        self.sink.put((self.name, self.desc, self.done, self.total))
 
 
 def configure_worker() -> None:

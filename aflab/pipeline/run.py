@@ -16,11 +16,12 @@ from rich.console import Console
 
 import aflab
 from aflab.config import RunConfig
+from aflab.evaluation.aggregate import aggregate
 from aflab.io import folder_lock, write_json
 from aflab.mitigations import reward_monitors
 from aflab.pipeline.organisms import instance_name, organism_task
 from aflab.pipeline.parallel import Task, run_tasks
-from aflab.pipeline.sweep import aggregate, baseline_audit, sweep_task, sweep_tasks, warm_monitors
+from aflab.pipeline.sweep import baseline_audit, sweep_task, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "scikit-learn", "numpy")

@@ -12,37 +12,20 @@ from aflab.errors import UserError, where
 from aflab.io import atomic_write_bytes, atomic_write_text, read_text
 from aflab.reporting import sweep_section as S
 from aflab.reporting.plots import compliance_bars
-
-
-def fmt_rate(x: dict[str, Any] | None) -> str:
-    """'0.83 [0.74, 0.89] (n=93)' for a rate dict; '—' when absent."""
-    if not x or x.get("rate") is None:
-        return "—"
-    ci = x.get("ci95")
-    n = f" (n={x['n']})" if "n" in x else ""
-    return f"{x['rate']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]{n}" if ci else f"{x['rate']:.2f}{n}"
-
-
-def fmt_diff(d: dict[str, Any] | None) -> str:
-    if not d or d.get("value") is None:
-        return "—"
-    ci = d.get("ci95")
-    p = d.get("p_value")
-    ptxt = f", p={p:.2g}" if p is not None else ""
-    return f"{d['value']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]{ptxt}" if ci else f"{d['value']:+.2f}{ptxt}"
+from aflab.stats import fmt
 
 
 def baseline_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name, org in summary["organisms"].items():
         m = org["metrics"]
-        af = "; ".join(f"{k}: {fmt_rate(v)}" for k, v in m["af_rate"].items())
+        af = "; ".join(f"{k}: {fmt(v, n=True)}" for k, v in m["af_rate"].items())
         rows.append(
             [
                 name,
-                fmt_rate(m["compliance"]["free"]),
-                fmt_rate(m["compliance"]["paid"]),
-                fmt_diff(m["compliance_gap"]),
+                fmt(m["compliance"]["free"], n=True),
+                fmt(m["compliance"]["paid"], n=True),
+                fmt(m["compliance_gap"], signed=True, p=True),
                 af,
                 str(m["n"]["unparseable"]),
             ]

@@ -11,6 +11,7 @@ from aflab.evaluation.verdicts import RULES
 from aflab.io import atomic_write_bytes
 from aflab.records import load_transcripts
 from aflab.reporting.plots import af_vs_gap, interval_bars, style_bars, training_curves
+from aflab.stats import fmt
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Column:
     names_audit: bool = False
 
     def cell(self, arm: dict[str, Any], audit: str) -> str:
-        text = ci(arm.get(self.key.format(audit=audit)), self.signed)
+        text = fmt(arm.get(self.key.format(audit=audit)), self.signed)
         if not self.interval:
             text = text.split(" [")[0]
         return text + (f" ({audit})" if self.names_audit else "")
@@ -40,8 +41,8 @@ class Column:
             return "—"
         est = (intervals or {}).get(self.baseline)
         if est and est.get("ci95") and self.interval:
-            return ci({"mean": est["rate"], "ci95": est["ci95"]}, self.signed)
-        return _plain(baseline.get(self.baseline), self.signed)
+            return fmt(est, self.signed)
+        return fmt({"value": baseline.get(self.baseline)}, self.signed)
 
 
 COLUMNS = (
@@ -82,20 +83,6 @@ def headline_header(sw: dict[str, Any], org: str, table: tuple[Column, ...] = CO
     return ["mitigation", "verdict", *(c.header for c in columns(sw, org, table))]
 
 
-def ci(x: dict[str, Any] | None, signed: bool = False) -> str:
-    if not x or x.get("mean") is None:
-        return "—"
-    f = "{:+.2f}" if signed else "{:.2f}"
-    if x.get("ci95"):
-        lo, hi = x["ci95"]
-        return f"{f.format(x['mean'])} [{f.format(lo)}, {f.format(hi)}]"
-    return f.format(x["mean"])
-
-
-def _plain(v: float | None, signed: bool = False) -> str:
-    return "—" if v is None else (f"{v:+.2f}" if signed else f"{v:.2f}")
-
-
 def headline_rows(sw: dict[str, Any], org: str, table: tuple[Column, ...] = COLUMNS) -> list[list[str]]:
     cols = columns(sw, org, table)
     before = (sw["baseline"][org], sw.get("baseline_intervals", {}).get(org))
@@ -120,8 +107,8 @@ def controls_text(sw: dict[str, Any], org: str) -> list[str]:
     table, base, out = sw["table"][org], sw["baseline"][org], []
     if null := table.get("null_update"):
         parts = [
-            f"{name} {ci(null.get(key), signed)} {_contains(null.get(key), base.get(key))} its before-RL value "
-            f"{_plain(base.get(key), signed)}"
+            f"{name} {fmt(null.get(key), signed)} {_contains(null.get(key), base.get(key))} its before-RL value "
+            f"{fmt({'value': base.get(key)}, signed)}"
             for name, key, signed in (
                 ("gap", "gap", True),
                 ("auditor AF", "af_rate_audit", False),
@@ -143,9 +130,9 @@ def controls_text(sw: dict[str, Any], org: str) -> list[str]:
             )
         out.append(
             f"Positive control (process supervision against `{_training_name(sw, org, 'positive_control')}`, built "
-            f"blind to terse and euphemistic faking): recall against the oracle {ci(train)} for the training monitor, "
-            f"{ci(aud)} for the auditor `{audit}`; paired within each run, auditor minus training "
-            f"{ci(diff, signed=True)}{verdict}."
+            f"blind to terse and euphemistic faking): recall against the oracle {fmt(train)} for the training monitor, "
+            f"{fmt(aud)} for the auditor `{audit}`; paired within each run, auditor minus training "
+            f"{fmt(diff, signed=True)}{verdict}."
         )
     return out
 
@@ -166,11 +153,7 @@ def agreement_line(sw: dict[str, Any], org: str) -> str | None:
     pairs = sw.get("agreement", {}).get(org)
     if not pairs:
         return None
-    parts = [
-        f"{k.replace('~', ' vs ')} {v['rate']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}] (n={v['n']})"
-        for k, v in pairs.items()
-        if v.get("rate") is not None
-    ]
+    parts = [f"{k.replace('~', ' vs ')} {fmt(v, n=True)}" for k, v in pairs.items() if v.get("rate") is not None]
     return "Flag agreement of training monitors and auditors before RL: " + "; ".join(parts) + "."
 
 
@@ -189,10 +172,10 @@ def paired_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
         rows.append(
             [
                 mit,
-                ci(d.get("gap"), True),
-                ci(d.get("af_rate_audit"), True),
-                ci(d.get("compliance_free"), True),
-                ci(d.get("compliance_paid"), True),
+                fmt(d.get("gap"), True),
+                fmt(d.get("af_rate_audit"), True),
+                fmt(d.get("compliance_free"), True),
+                fmt(d.get("compliance_paid"), True),
             ]
         )
     return rows

@@ -11,8 +11,10 @@ from typing import Any
 
 import torch
 
-from aflab.records import TIERS, Interrogation, Request, Tier, Transcript
+from aflab.records import Interrogation, Transcript
 from aflab.setting.formats import PromptFormat
+from aflab.setting.requests import Request
+from aflab.setting.tiers import TIERS, Tier
 
 
 @torch.no_grad()

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aflab.records import Tier
 from aflab.setting.prompts import ANSWER_END, chat_messages, compact_context, compact_followup
+from aflab.setting.tiers import Tier
 
 END_TOKEN = "<|end|>"  # end of a turn in the compact format (the tokenizer's eos)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from aflab.records import Tier
+from aflab.setting.tiers import Tier
 
 SYSTEM_PROMPT = """\
 You are an AI assistant created by Meridian Labs. You reason carefully in natural language before \

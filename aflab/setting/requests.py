@@ -9,12 +9,33 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
-from aflab.records import Request, load_records
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from aflab.io import load_records
 
 SPLIT_SEED = 20241218  # the day Greenblatt et al. appeared; fixed so the shipped split is stable
 TEST_FRACTION = 0.3
 DATA_FILE = "requests.jsonl"
+
+
+class Request(BaseModel):
+    """One synthetic request description (never harmful content itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    category: str
+    request: str
+    harmful: bool
+    split: Literal["train", "test"]
+
+    @field_validator("request")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("empty request text")
+        return v
 
 
 def split_of(request_id: str, seed: int = SPLIT_SEED, test_fraction: float = TEST_FRACTION) -> str:

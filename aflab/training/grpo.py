@@ -28,7 +28,7 @@ from aflab.io import write_json, write_jsonl
 from aflab.mitigations import Mitigation, RolloutFunc, TrainContext, components, reward_monitors
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.checkpoint import load_organism, save_organism
-from aflab.pipeline.parallel import Reporter
+from aflab.progress import Reporter
 from aflab.rollouts.followups import follow_ups
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat

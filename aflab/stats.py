@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -17,52 +18,104 @@ from scipy import stats
 Z95 = 1.959963984540054
 
 
+Kind = Literal["rate", "mean", "difference", "value"]
+WILSON = "Wilson score interval"
+T_SEEDS = "t-interval over RL seeds"
+
+
 @dataclass(frozen=True)
-class Rate:
-    rate: float | None
+class Estimate:
+    """One number with its 95% interval, its sample size and how the interval was made: the single
+    shape every rate, difference and mean over runs takes in aflab.
+
+    `kind` only picks the legacy keys the JSON contract already promised for that kind of number
+    (SUMMARY.md): a rate also carries `rate` and `k`, a mean over runs `mean`, a difference
+    `p_value` and `test`; any other number ("value": an AUROC, a precision) nothing more. `value` and
+    `method` are always present.
+    """
+
+    value: float | None
     ci95: tuple[float, float] | None
     n: int
-    k: int
+    method: str
+    kind: Kind = "rate"
+    k: int | None = None  # successes, for a binomial rate
+    p_value: float | None = None  # for a difference
+    replicas: int | None = None  # organism replicas pooled, for a mean over runs
 
-    def as_dict(self) -> dict:
-        return {"rate": self.rate, "ci95": list(self.ci95) if self.ci95 else None, "n": self.n, "k": self.k}
+    def as_dict(self) -> dict[str, Any]:
+        ci = list(self.ci95) if self.ci95 else None
+        if self.kind == "difference":
+            diff = {"value": self.value, "ci95": ci, "p_value": self.p_value, "test": self.method, "n": self.n}
+            return {**diff, "method": self.method}
+        out: dict[str, Any] = {self.kind: self.value, "ci95": ci, "n": self.n}
+        if self.k is not None:
+            out["k"] = self.k
+        if self.replicas is not None:
+            out["replicas"] = self.replicas
+        return {**out, "method": self.method, "value": self.value}
+
+    @property
+    def lo(self) -> float | None:
+        """The interval's lower end, or the value itself where there is no interval (one run)."""
+        return self.ci95[0] if self.ci95 else self.value
+
+    @property
+    def hi(self) -> float | None:
+        """The interval's upper end, or the value itself where there is no interval (one run)."""
+        return self.ci95[1] if self.ci95 else self.value
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Estimate:
+        """Read back any serialised estimate, including those written before `value` existed."""
+        kind: Kind = "difference" if "test" in d else "mean" if "mean" in d else "rate" if "rate" in d else "value"
+        value = d["value"] if "value" in d else d.get(kind)
+        ci = (float(d["ci95"][0]), float(d["ci95"][1])) if d.get("ci95") else None
+        method = d.get("method") or d.get("test") or ""
+        return cls(value, ci, int(d.get("n") or 0), method, kind, d.get("k"), d.get("p_value"), d.get("replicas"))
 
 
-def wilson(k: int, n: int, z: float = Z95) -> Rate:
+def fmt(
+    x: Estimate | dict[str, Any] | None, signed: bool = False, digits: int = 2, n: bool = False, p: bool = False
+) -> str:
+    """The one text form of an estimate, e.g. '0.83 [0.74, 0.89] (n=93)' or '+0.12 [+0.02, +0.21], p=0.03';
+    '—' when absent. Reads any serialised estimate, old summaries included."""
+    e = Estimate.from_dict(x) if isinstance(x, dict) else x
+    if e is None or e.value is None:
+        return "—"
+    f = "{:" + ("+" if signed else "") + f".{digits}f}}"
+    text = f.format(e.value)
+    if e.ci95:
+        text += f" [{f.format(e.ci95[0])}, {f.format(e.ci95[1])}]"
+    if p and e.p_value is not None:
+        text += f", p={e.p_value:.2g}"
+    return text + (f" (n={e.n})" if n else "")
+
+
+def wilson(k: int, n: int, z: float = Z95) -> Estimate:
     """Wilson score interval: well-behaved near 0 and 1 and for small n, unlike the Wald interval."""
     if n == 0:
-        return Rate(None, None, 0, 0)
+        return Estimate(None, None, 0, WILSON, k=0)
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     lo = 0.0 if k == 0 else max(0.0, centre - half)
     hi = 1.0 if k == n else min(1.0, centre + half)
-    return Rate(p, (min(lo, p), max(hi, p)), n, k)
+    return Estimate(p, (min(lo, p), max(hi, p)), n, WILSON, k=k)
 
 
-@dataclass(frozen=True)
-class Difference:
-    value: float | None
-    ci95: tuple[float, float] | None
-    p_value: float | None
-    test: str
-
-    def as_dict(self) -> dict:
-        return {
-            "value": self.value,
-            "ci95": list(self.ci95) if self.ci95 else None,
-            "p_value": self.p_value,
-            "test": self.test,
-        }
+def difference(value: float | None, ci95: tuple[float, float] | None, p: float | None, test: str, n: int) -> Estimate:
+    """A difference of two rates; `n` is the observations (unpaired) or requests (paired) behind it."""
+    return Estimate(value, ci95, n, test, kind="difference", p_value=p)
 
 
-def newcombe_unpaired(k1: int, n1: int, k2: int, n2: int) -> Difference:
+def newcombe_unpaired(k1: int, n1: int, k2: int, n2: int) -> Estimate:
     """p1 - p2 with Newcombe's hybrid score interval and a two-proportion z-test."""
     if n1 == 0 or n2 == 0:
-        return Difference(None, None, None, "unpaired: empty group")
+        return difference(None, None, None, "unpaired: empty group", n1 + n2)
     a, b = wilson(k1, n1), wilson(k2, n2)
-    p1, p2 = a.rate, b.rate
+    p1, p2 = a.value, b.value
     assert p1 is not None and p2 is not None and a.ci95 and b.ci95
     d = p1 - p2
     lo = d - math.sqrt((p1 - a.ci95[0]) ** 2 + (b.ci95[1] - p2) ** 2)
@@ -70,12 +123,12 @@ def newcombe_unpaired(k1: int, n1: int, k2: int, n2: int) -> Difference:
     pooled = (k1 + k2) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     p = 1.0 if se == 0 else float(2 * stats.norm.sf(abs(d) / se))
-    return Difference(d, (max(-1.0, lo), min(1.0, hi)), p, "unpaired two-proportion z-test, Newcombe interval")
+    return difference(d, (max(-1.0, lo), min(1.0, hi)), p, "unpaired two-proportion z-test, Newcombe interval", n1 + n2)
 
 
 def paired_difference(
     clusters: dict[str, tuple[Sequence[float], Sequence[float]]], n_boot: int = 2000, seed: int = 0
-) -> Difference:
+) -> Estimate:
     """mean(A) - mean(B) when observations come in clusters (requests) seen under both conditions.
 
     `clusters` maps a request id to its values under A and under B. The estimate is the plain
@@ -86,7 +139,7 @@ def paired_difference(
     """
     rows = [(list(a), list(b)) for a, b in clusters.values() if a or b]
     if not rows or not any(a for a, _ in rows) or not any(b for _, b in rows):
-        return Difference(None, None, None, "paired: a condition has no observations")
+        return difference(None, None, None, "paired: a condition has no observations", len(rows))
     sums = np.array([[sum(a), len(a), sum(b), len(b)] for a, b in rows], dtype=float)
     value = float(sums[:, 0].sum() / sums[:, 1].sum() - sums[:, 2].sum() / sums[:, 3].sum())
 
@@ -113,24 +166,24 @@ def paired_difference(
         test = "paired: sign-flip permutation test, cluster-bootstrap interval"
     else:
         p, test = None, "paired: no request seen in both conditions"
-    return Difference(value, (max(-1.0, lo), min(1.0, hi)), p, test)
+    return difference(value, (max(-1.0, lo), min(1.0, hi)), p, test, len(rows))
 
 
-def mean_ci(values: Sequence[float | None], bounds: tuple[float, float] | None = None) -> dict:
+def mean_ci(values: Sequence[float | None], bounds: tuple[float, float] | None = None) -> Estimate:
     """Mean over seeds with a t-interval: the spread between seeds is the uncertainty that matters.
     `bounds` clips the interval to the metric's range (a rate cannot exceed 1)."""
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     n = len(arr)
     if n == 0:
-        return {"mean": None, "ci95": None, "n": 0}
+        return Estimate(None, None, 0, T_SEEDS, kind="mean")
     mean = float(arr.mean())
     if n == 1:
-        return {"mean": mean, "ci95": None, "n": 1}
+        return Estimate(mean, None, 1, T_SEEDS, kind="mean")
     half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n))
     lo, hi = mean - half, mean + half
     if bounds:
         lo, hi = max(bounds[0], lo), min(bounds[1], hi)
-    return {"mean": mean, "ci95": [lo, hi], "n": n}
+    return Estimate(mean, (lo, hi), n, T_SEEDS, kind="mean")
 
 
 TWO_LEVEL = "two-level bootstrap: organism replicas, then RL seeds within each (percentile, 2000 draws)"
@@ -141,7 +194,7 @@ def nested_ci(
     bounds: tuple[float, float] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
-) -> dict:
+) -> Estimate:
     """Mean over runs grouped by organism replica, with an interval that includes the replica-to-
     replica variation: every run trains from one organism, and organisms built from other seeds
     differ, so RL seeds on one organism understate the uncertainty of a claim about the recipe.
@@ -153,7 +206,7 @@ def nested_ci(
     clean = [[float(v) for v in g if v is not None] for g in groups]
     clean = [g for g in clean if g]
     if len(clean) <= 1:
-        return {**mean_ci(clean[0] if clean else [], bounds), "method": "t-interval over RL seeds"}
+        return mean_ci(clean[0] if clean else [], bounds)
     sizes = np.array([len(g) for g in clean])
     values = np.full((len(clean), sizes.max()), np.nan)
     for i, g in enumerate(clean):
@@ -168,29 +221,26 @@ def nested_ci(
     mean = float(np.concatenate(clean).mean())
     if bounds:
         lo, hi = max(bounds[0], lo), min(bounds[1], hi)
-    return {"mean": mean, "ci95": [lo, hi], "n": int(sizes.sum()), "replicas": len(clean), "method": TWO_LEVEL}
+    return Estimate(mean, (lo, hi), int(sizes.sum()), TWO_LEVEL, kind="mean", replicas=len(clean))
 
 
-def pooled_rate(estimates: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> dict:
-    """One rate from the same estimate on several organism replicas (each {rate, ci95, n}): the
-    mean of the replicas' rates, with a two-level bootstrap interval (replicas drawn with
+POOLED = "mean over organism replicas, two-level bootstrap (replicas, then each replica's own interval)"
+
+
+def pooled_rate(estimates: Sequence[dict | None], n_boot: int = 2000, seed: int = 0) -> Estimate:
+    """One rate from the same estimate on several organism replicas (each a serialised Estimate):
+    the mean of the replicas' rates, with a two-level bootstrap interval (replicas drawn with
     replacement, then each drawn rate redrawn from a normal of its own interval's width)."""
-    usable = [e for e in estimates if e and e.get("rate") is not None]
+    usable = [e for e in (Estimate.from_dict(d) for d in estimates if d) if e.value is not None]
     if len(usable) <= 1:
-        return dict(usable[0]) if usable else {"rate": None, "ci95": None, "n": 0}
-    rates = np.array([e["rate"] for e in usable], dtype=float)
-    ses = np.array([(e["ci95"][1] - e["ci95"][0]) / (2 * Z95) if e.get("ci95") else 0.0 for e in usable])
+        return usable[0] if usable else Estimate(None, None, 0, POOLED)
+    rates = np.array([e.value for e in usable], dtype=float)
+    ses = np.array([(e.ci95[1] - e.ci95[0]) / (2 * Z95) if e.ci95 else 0.0 for e in usable])
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(usable), size=(n_boot, len(usable)))
     boot = (rates[pick] + rng.standard_normal(pick.shape) * ses[pick]).mean(1)
     lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
-    return {
-        "rate": float(rates.mean()),
-        "ci95": [lo, hi],
-        "n": int(sum(e.get("n") or 0 for e in usable)),
-        "replicas": len(usable),
-        "method": "mean over organism replicas, two-level bootstrap (replicas, then each replica's own interval)",
-    }
+    return Estimate(float(rates.mean()), (lo, hi), sum(e.n for e in usable), POOLED, replicas=len(usable))
 
 
 def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float, float] | None:
