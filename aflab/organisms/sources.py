@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 from aflab.config import OrganismConfig
 from aflab.organisms.generator import generate
 from aflab.plugins import Registry
-from aflab.records import Request, Transcript
+from aflab.records import Transcript
+from aflab.setting.requests import Request
 
 TEACHER_SOURCES = ("distill", "af_plus")  # built in the pipeline from a teacher organism, not registered
 

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from aflab.config import OrganismConfig
 from aflab.organisms.sources import OrganismSource
-from aflab.records import Request, Transcript, load_transcripts
+from aflab.records import Transcript, load_transcripts
+from aflab.setting.requests import Request
 
 
 class JsonlFile(OrganismSource):
