@@ -360,9 +360,9 @@ def monitors_task(reporter: Reporter, names: list[Any]) -> dict[str, float]:
 # Over seeds, and what the race shows
 
 METHOD = (
-    "per round: mean over RL seeds (chains) with a 95% t-interval (aflab.evaluation.stats.mean_ci), clipped to "
-    "the figure's range; ci95 is null with one seed. baseline: one sample of the organism, Wilson intervals "
-    "for rates, Newcombe's for the gap; n counts episodes there, seeds in the rounds"
+    "mean over RL seeds (one chain each) with a 95% t-interval (aflab.evaluation.stats.mean_ci), clipped to the "
+    "figure's range; ci95 is null with one seed; n counts seeds. The baseline is one sample of the organism "
+    "before RL: point values (its tier rates with intervals are in organisms/<name>/baseline/metrics.json)"
 )
 
 
@@ -502,10 +502,24 @@ def run_arms_race(cfg: ArmsRaceConfig, run_dir: Path) -> dict[str, Any]:
         return _run(cfg, run_dir)
 
 
+def round_kwargs(cfg: ArmsRaceConfig, run_dir: Path, seed: int, round_: int) -> dict[str, Any]:
+    """What `round_task` needs (plain JSON: it travels to a worker process)."""
+    return {
+        "run_dir": str(run_dir),
+        "organism": cfg.organism.model_dump(mode="json"),
+        "organism_seed": cfg.seed,
+        "seed": seed,
+        "round_": round_,
+        "rl": cfg.rl.model_dump(mode="json"),
+        "final_eval": cfg.final_eval.model_dump(mode="json"),
+        "process_supervision": cfg.process_supervision.model_dump(mode="json"),
+        "audit_monitors": [m.spec() for m in cfg.audit_monitors],
+    }
+
+
 def race_tasks(cfg: ArmsRaceConfig, run_dir: Path) -> list[Task]:
     """The organism and the monitors first (in parallel), then each seed's rounds in order."""
-    org = cfg.organism
-    ps = cfg.process_supervision
+    org, ps = cfg.organism, cfg.process_supervision
     tasks = [
         Task(
             "organism",
@@ -522,19 +536,8 @@ def race_tasks(cfg: ArmsRaceConfig, run_dir: Path) -> list[Task]:
     ]
     for r in range(cfg.rounds):
         for s in cfg.seeds:
-            kwargs = {
-                "run_dir": str(run_dir),
-                "organism": org.model_dump(mode="json"),
-                "organism_seed": cfg.seed,
-                "seed": s,
-                "round_": r,
-                "rl": cfg.rl.model_dump(mode="json"),
-                "final_eval": cfg.final_eval.model_dump(mode="json"),
-                "process_supervision": ps.model_dump(mode="json"),
-                "audit_monitors": [m.spec() for m in cfg.audit_monitors],
-            }
             after = ("organism", "monitors", *((f"seed{s}/round{r - 1}",) if r else ()))
-            tasks.append(Task(f"seed{s}/round{r}", round_task, kwargs, after=after))
+            tasks.append(Task(f"seed{s}/round{r}", round_task, round_kwargs(cfg, run_dir, s, r), after=after))
     return tasks
 
 
