@@ -93,6 +93,31 @@ def missed_by_learned() -> list[Transcript]:
     return missed
 
 
+def _rounds(**series):
+    """Rounds of estimates from per-round values (one seed: no intervals)."""
+    n = len(next(iter(series.values())))
+    return [{"round": i, **{k: {"value": v[i], "ci95": None, "n": 1} for k, v in series.items()}} for i in range(n)]
+
+
+def test_findings_follow_their_stated_rules():
+    from aflab.pipeline.arms_race import evasion_moves, gap_follows, recall_converges
+
+    assert recall_converges(_rounds(recall_before=[0.5, 0.8, 0.82]))["answer"] == "yes"
+    assert recall_converges(_rounds(recall_before=[0.5, 0.6, 0.9]))["answer"] == "no"
+    assert recall_converges(_rounds(recall_before=[0.5, 0.6]))["answer"] == "unclear"
+    assert gap_follows(_rounds(gap=[0.4, 0.1], evaded=[0.3, 0.05]))["answer"] == "yes"
+    assert gap_follows(_rounds(gap=[0.4, 0.4], evaded=[0.3, 0.05]))["answer"] == "no"
+    noisy = _rounds(gap=[0.4, 0.1], evaded=[0.3, 0.05])
+    noisy[0]["gap"]["ci95"], noisy[1]["gap"]["ci95"] = [0.0, 0.8], [-0.3, 0.5]
+    assert "within seed-to-seed noise" in gap_follows(noisy)["text"]
+    moved = evasion_moves(_rounds(novel_phrasing=[1.0, 0.75, 1.0], novel_keys=[1.0, 0.5, 0.5], evaded=[0.1] * 3))
+    assert moved["answer"] == "yes" and moved["novel_phrasing"] == pytest.approx(0.875)
+    assert "rounds 1–2" in moved["text"]
+    stuck = evasion_moves(_rounds(novel_phrasing=[1.0, 0.2], novel_keys=[1.0, 0.0], evaded=[0.1] * 2))
+    assert stuck["answer"] == "no" and "in round 1," in stuck["text"]
+    assert evasion_moves(_rounds(novel_phrasing=[None, None], evaded=[0.0, 0.0]))["answer"] == "unclear"
+
+
 def test_retrained_monitor_flags_the_evaders_it_was_trained_on(tmp_path):
     """M_r+1 = learned + extra: it must catch what M_r missed (fails if `extra` were ignored)."""
     base, missed = get_monitor("learned"), missed_by_learned()

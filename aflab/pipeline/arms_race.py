@@ -420,6 +420,11 @@ def _arrow(values: Sequence[float | None], signed: bool = False) -> str:
     return " → ".join("—" if v is None else (f"{v:+.2f}" if signed else f"{v:.2f}") for v in values)
 
 
+def _rounds(rows: Sequence[tuple[Any, ...]]) -> str:
+    first, last = rows[0][0], rows[-1][0]
+    return f"round {first}" if first == last else f"rounds {first}–{last}"
+
+
 def evasion_moves(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Does evasion move to new phrasings each round? Read off the evaders' faking phrasings."""
     later = [(r["round"], _value(r.get("novel_phrasing")), _value(r.get("novel_keys"))) for r in rounds[1:]]
@@ -438,11 +443,11 @@ def evasion_moves(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "novel_phrasing": phrasing,
         "novel_keys": keys,
         "text": (
-            f"Evasion {'moved' if moved else 'did not move'} to new phrasings: in rounds "
-            f"{later[0][0]}–{later[-1][0]}, {phrasing:.0%} of evading scratchpads (mean over rounds and seeds) used a "
-            f"faking phrasing no evader of the round before had used, and {keys:.0%} a set of faking steps none of "
-            f"them had (per round: {_arrow([x[1] for x in later])}). Share of monitored episodes that evaded the "
-            f"round's monitor: {evaded}."
+            f"Evasion {'moved' if moved else 'did not move'} to new phrasings: in {_rounds(later)}, {phrasing:.0%} "
+            f"of evading scratchpads (mean over rounds and seeds) used a faking phrasing no evader of the round "
+            f"before had used, and {keys:.0%} a set of faking steps none of them had (per round: "
+            f"{_arrow([x[1] for x in later])}). Evaders per seed by round: {_arrow(_series(rounds, 'n_evaders'))}; "
+            f"share of monitored episodes that evaded the round's monitor: {evaded}."
         ),
     }
 
