@@ -53,7 +53,7 @@ from aflab.io import file_sha256, folder_lock, iter_jsonl, write_json, write_jso
 from aflab.monitors.base import Monitor, get_monitor, monitor_class
 from aflab.monitors.learned import LearnedMonitor
 from aflab.pipeline.cache import MARKER, digest, run_stage
-from aflab.pipeline.organisms import model_key, organism_task
+from aflab.pipeline.organisms import model_key, organism_kwargs, organism_task
 from aflab.pipeline.parallel import Reporter, Task, run_tasks
 from aflab.pipeline.sweep import audit_monitor, bounds_of, load_mediation, speaks_bank, warm_monitors
 from aflab.records import Transcript, load_transcripts
@@ -526,17 +526,7 @@ def race_tasks(cfg: ArmsRaceConfig, run_dir: Path) -> list[Task]:
     """The organism and the monitors first (in parallel), then each seed's rounds in order."""
     org, ps = cfg.organism, cfg.process_supervision
     tasks = [
-        Task(
-            "organism",
-            organism_task,
-            {
-                "run_dir": str(run_dir),
-                "organism": org.model_dump(mode="json"),
-                "seed": cfg.seed,
-                "sampling": cfg.sampling.model_dump(mode="json"),
-                "evaluation": cfg.evaluation.model_dump(mode="json"),
-            },
-        ),
+        Task("organism", organism_task, organism_kwargs(run_dir, org, cfg.seed, cfg.sampling, cfg.evaluation)),
         Task("monitors", monitors_task, {"names": [m.spec() for m in (ps.monitor, *cfg.audit_monitors)]}),
     ]
     for r in range(cfg.rounds):

@@ -171,6 +171,25 @@ def build_baseline(
     return {}
 
 
+def organism_kwargs(
+    run_dir: Path,
+    organism: OrganismConfig,
+    seed: int,
+    sampling: SamplingSpec,
+    evaluation: EvaluationSpec,
+    teacher: OrganismConfig | None = None,
+) -> dict[str, Any]:
+    """What `organism_task` needs, as plain JSON (it travels to a worker process)."""
+    return {
+        "run_dir": str(run_dir),
+        "organism": organism.model_dump(mode="json"),
+        "seed": seed,
+        "sampling": sampling.model_dump(mode="json"),
+        "evaluation": evaluation.model_dump(mode="json"),
+        "teacher": teacher.model_dump(mode="json") if teacher else None,
+    }
+
+
 def organism_task(
     reporter: Reporter,
     run_dir: str,

@@ -17,7 +17,7 @@ from rich.console import Console
 import aflab
 from aflab.config import RunConfig
 from aflab.io import folder_lock, write_json
-from aflab.pipeline.organisms import organism_task
+from aflab.pipeline.organisms import organism_kwargs, organism_task
 from aflab.pipeline.parallel import Task, run_tasks
 from aflab.pipeline.sweep import aggregate, baseline_audit, reward_monitors, sweep_task, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
@@ -41,14 +41,9 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[st
         Task(
             o.name,
             organism_task,
-            {
-                "run_dir": str(run_dir),
-                "organism": o.model_dump(mode="json"),
-                "seed": cfg.seed,
-                "sampling": cfg.sampling.model_dump(mode="json"),
-                "evaluation": cfg.evaluation.model_dump(mode="json"),
-                "teacher": by_name[o.teacher].model_dump(mode="json") if o.teacher else None,
-            },
+            organism_kwargs(
+                run_dir, o, cfg.seed, cfg.sampling, cfg.evaluation, by_name[o.teacher] if o.teacher else None
+            ),
             after=(o.teacher,) if o.teacher else (),
         )
         for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))
