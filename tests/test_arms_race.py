@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aflab.config import MonitorRef, validate
+from aflab.config import MonitorRef, OrganismConfig, load_config, packaged_config, validate
 from aflab.errors import UserError
 from aflab.evaluation.oracle import label
 from aflab.io import write_jsonl
@@ -105,6 +105,8 @@ def test_findings_follow_their_stated_rules():
     assert recall_converges(_rounds(recall_before=[0.5, 0.8, 0.82]))["answer"] == "yes"
     assert recall_converges(_rounds(recall_before=[0.5, 0.6, 0.9]))["answer"] == "no"
     assert recall_converges(_rounds(recall_before=[0.5, 0.6]))["answer"] == "unclear"
+    ceiling = recall_converges(_rounds(recall_before=[0.88, 0.77, 1.0]))
+    assert ceiling["answer"] == "yes" and "ceiling" in ceiling["text"]
     assert gap_follows(_rounds(gap=[0.4, 0.1], evaded=[0.3, 0.05]))["answer"] == "yes"
     assert gap_follows(_rounds(gap=[0.4, 0.4], evaded=[0.3, 0.05]))["answer"] == "no"
     noisy = _rounds(gap=[0.4, 0.1], evaded=[0.3, 0.05])
@@ -149,6 +151,11 @@ def test_config_needs_a_retrainable_training_monitor_held_out_of_the_audit():
         validate(ArmsRaceConfig, {**base, "process_supervision": {"monitor": "keyword"}}, "x.yaml")
     with pytest.raises(UserError, match="an auditor must be held out"):
         validate(ArmsRaceConfig, {**base, "audit_monitors": ["learned", "auditor"]}, "x.yaml")
+    quickstart = yaml.safe_load(packaged_config("quickstart").read_text())["organisms"][0]
+    packaged = load_config(packaged_config("arms_race"), ArmsRaceConfig)
+    assert packaged.organism == OrganismConfig.model_validate(quickstart)
+    with pytest.raises(UserError, match="no organism named 'nope'"):
+        validate(ArmsRaceConfig, {"organism": "quickstart:nope"}, "x.yaml")
 
 
 TINY_RACE = {

@@ -184,11 +184,11 @@ def arms_race_rounds(
     ]
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6))
     for ax, (name, lines) in zip(axes, panels, strict=True):
-        for key, label, colour, style in lines:
+        for i, (key, label, colour, style) in enumerate(lines):
             pts = [(r["round"], r[key]) for r in rounds if r.get(key) and r[key].get("value") is not None]
             if not pts:
                 continue
-            xs = [x for x, _ in pts]
+            xs = [x + 0.05 * (i - len(lines) / 2) for x, _ in pts]  # side by side: intervals stay apart
             ys = [e["value"] for _, e in pts]
             errs = [_err(e["value"], e.get("ci95")) for _, e in pts]
             ax.errorbar(
