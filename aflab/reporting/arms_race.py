@@ -36,6 +36,11 @@ def _fmt_point(v: float | None, signed: bool = False) -> str:
     return "—" if v is None else (f"{v:+.2f}" if signed else f"{v:.2f}")
 
 
+def _figure(round_: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """A round's estimate; the monitor's extra examples live with the monitor."""
+    return round_["monitor"].get(key) if key == "extra_examples" else round_.get(key)
+
+
 def write_report(run_dir: Path, result: dict[str, Any]) -> None:
     """report.md and arms_race.png in `run_dir`."""
     auditors = [a if isinstance(a, str) else a["name"] for a in result["auditors"]]
@@ -44,7 +49,9 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> None:
     header = ["round", *(title for _, title in columns)]
     base = result["baseline"]
     rows = [["pre-RL", *(_fmt_point(base.get(k), k == "gap") for k, _ in columns)]]
-    rows += [[str(r["round"]), *(fmt_estimate(r.get(k), k == "gap") for k, _ in columns)] for r in result["rounds"]]
+    rows += [
+        [str(r["round"]), *(fmt_estimate(_figure(r, k), k == "gap") for k, _ in columns)] for r in result["rounds"]
+    ]
     png = arms_race_rounds(result["rounds"], base, auditor, f"Arms race: {result['organism']}")
     atomic_write_bytes(run_dir / "arms_race.png", png)
     monitor = result["training_monitor"]
