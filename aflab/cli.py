@@ -62,6 +62,25 @@ def run(
     err.print(f"[green]done[/green]: {run_dir}/summary.json, report.html, report.md ({summary['wall_s']:.0f} s)")
 
 
+@app.command("arms-race")
+def arms_race(
+    config: Annotated[Path | None, typer.Argument(help="YAML config; default: the packaged arms_race.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder; default runs/<config name>.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel worker processes.")] = None,
+) -> None:
+    """Rounds of RL against a scratchpad monitor retrained each round on what evaded it."""
+    from aflab.config import load_config, packaged_config
+    from aflab.pipeline.arms_race import ArmsRaceConfig, run_arms_race
+
+    path = config or packaged_config("arms_race")
+    cfg = load_config(path, ArmsRaceConfig)
+    if workers is not None:
+        cfg = cfg.model_copy(update={"workers": workers})
+    run_dir = _WRITING["under"] = out or Path("runs") / cfg.name
+    result = run_arms_race(cfg, run_dir)  # locks run_dir: one writer at a time
+    err.print(f"[green]done[/green]: {run_dir}/arms_race.json, report.md ({result['wall_s']:.0f} s)")
+
+
 @app.command()
 def evaluate(
     transcripts: Annotated[Path, typer.Option(help="Transcript JSONL (CONTRACTS.md format).")],

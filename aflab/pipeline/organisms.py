@@ -180,6 +180,27 @@ def instance_name(organism: str, replica: int) -> str:
     return organism if replica == 0 else f"{organism}@o{replica}"
 
 
+def organism_kwargs(
+    run_dir: Path,
+    organism: OrganismConfig,
+    seed: int,
+    sampling: SamplingSpec,
+    evaluation: EvaluationSpec,
+    teacher: OrganismConfig | None = None,
+    replica: int = 0,
+) -> dict[str, Any]:
+    """What `organism_task` needs, as plain JSON (it travels to a worker process)."""
+    return {
+        "replica": replica,
+        "run_dir": str(run_dir),
+        "organism": organism.model_dump(mode="json"),
+        "seed": seed,
+        "sampling": sampling.model_dump(mode="json"),
+        "evaluation": evaluation.model_dump(mode="json"),
+        "teacher": teacher.model_dump(mode="json") if teacher else None,
+    }
+
+
 def organism_task(
     reporter: Reporter,
     run_dir: str,

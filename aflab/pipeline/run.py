@@ -19,7 +19,7 @@ from aflab.config import RunConfig
 from aflab.evaluation.aggregate import aggregate
 from aflab.io import folder_lock, write_json
 from aflab.mitigations import reward_monitors
-from aflab.pipeline.organisms import instance_name, organism_task
+from aflab.pipeline.organisms import instance_name, organism_kwargs, organism_task
 from aflab.pipeline.parallel import Task, run_tasks
 from aflab.pipeline.sweep import baseline_audit, sweep_task, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
@@ -43,15 +43,9 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[st
         Task(
             instance_name(o.name, k),
             organism_task,
-            {
-                "run_dir": str(run_dir),
-                "organism": o.model_dump(mode="json"),
-                "seed": cfg.seed,
-                "sampling": cfg.sampling.model_dump(mode="json"),
-                "evaluation": cfg.evaluation.model_dump(mode="json"),
-                "teacher": by_name[o.teacher].model_dump(mode="json") if o.teacher else None,
-                "replica": k,
-            },
+            organism_kwargs(
+                run_dir, o, cfg.seed, cfg.sampling, cfg.evaluation, by_name[o.teacher] if o.teacher else None, k
+            ),
             after=(instance_name(o.teacher, k),) if o.teacher else (),
         )
         for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))

@@ -154,3 +154,63 @@ def style_bars(shares: Mapping[str, Mapping[str, float]], styles: Sequence[str],
     ax.legend(fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.set_title(title, fontsize=10)
     return _png(fig)
+
+
+def arms_race_rounds(
+    rounds: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any], auditor: str | None, title: str
+) -> bytes:
+    """The race round by round (means over seeds, 95% intervals): the training monitor's recall
+    before and after retraining, and what the policy does; "pre" is the organism before RL."""
+    panels = [
+        (
+            "monitors (recall vs the oracle)",
+            [
+                ("recall_before", "M_r on round r (trained against)", "#7570b3", "-o"),
+                ("recall_after", "M_r+1 on round r (retrained)", "#7570b3", "--s"),
+                ("evaded", "share evading M_r", "#e7298a", ":o"),
+                *([(f"recall/{auditor}", f"{auditor} (held out)", "#1b9e77", "-^")] if auditor else []),
+            ],
+        ),
+        (
+            "policy",
+            [
+                ("oracle_af", "oracle AF", "#d95f02", "-o"),
+                ("gap", "compliance gap", "#555555", "-s"),
+                ("rationalised", "rationalised", "#66a61e", ":^"),
+                ("degenerate", "degenerate", "#a6761d", ":v"),
+                ("novel_phrasing", "evaders with a new phrasing", "#e6ab02", "--D"),
+            ],
+        ),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6))
+    for ax, (name, lines) in zip(axes, panels, strict=True):
+        for i, (key, label, colour, style) in enumerate(lines):
+            pts = [(r["round"], r[key]) for r in rounds if r.get(key) and r[key].get("value") is not None]
+            if not pts:
+                continue
+            xs = [x + 0.05 * (i - len(lines) / 2) for x, _ in pts]  # side by side: intervals stay apart
+            ys = [e["value"] for _, e in pts]
+            errs = [_err(e["value"], e.get("ci95")) for _, e in pts]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=list(zip(*errs, strict=True)),
+                fmt=style,
+                color=colour,
+                label=label,
+                capsize=3,
+                markersize=4,
+                linewidth=1.5,
+            )
+            if baseline.get(key) is not None:
+                ax.plot([-1], [baseline[key]], style[-1], color=colour, markersize=4, alpha=0.5)
+        ax.set_xticks(range(-1, len(rounds)), ["pre", *(str(r["round"]) for r in rounds)])
+        ax.set_xlabel("round", fontsize=8)
+        ax.set_ylim(-1.05 if name == "policy" else -0.05, 1.05)
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, frameon=False, loc="best")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
