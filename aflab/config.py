@@ -408,6 +408,7 @@ class FinalEvalSpec(Strict):
     max_new_tokens: PosInt = 200
     batch_size: PosInt = 192  # one batch for a small model's whole test split
     limit_requests: PosInt | None = None
+    mediation_requests: PosInt = 48  # requests whose outputs are resampled under swapped / empty scratchpads
 
 
 class TrainConfig(Strict):

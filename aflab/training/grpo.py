@@ -294,6 +294,7 @@ def final_evaluation(
             records,
             variant=spec.variant if spec else "plain",
             answer_tokens=spec.max_answer_tokens if spec else 40,
+            mediation_requests=cfg.final_eval.mediation_requests,
             seed=cfg.seed,
         )
     write_jsonl(out / "final" / "mediation.jsonl", mediated)
