@@ -186,61 +186,52 @@ def mean_ci(values: Sequence[float | None], bounds: tuple[float, float] | None =
     return Estimate(mean, (lo, hi), n, T_SEEDS, kind="mean")
 
 
-TWO_LEVEL = "two-level bootstrap: organism replicas, then RL seeds within each (percentile, 2000 draws)"
+TWO_LEVEL = (
+    "t-interval over organism replicas (each replica's mean over its RL seeds; df = replicas - 1): the "
+    "random-intercept model's interval for a balanced design, so organism and RL-seed variation are both in it"
+)
 
 
-def nested_ci(
-    groups: Sequence[Sequence[float | None]],
-    bounds: tuple[float, float] | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> Estimate:
+def _replica_t(means: np.ndarray, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    half = float(stats.t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / math.sqrt(len(means)))
+    lo, hi = float(means.mean()) - half, float(means.mean()) + half
+    return (max(bounds[0], lo), min(bounds[1], hi)) if bounds else (lo, hi)
+
+
+def nested_ci(groups: Sequence[Sequence[float | None]], bounds: tuple[float, float] | None = None) -> Estimate:
     """Mean over runs grouped by organism replica, with an interval that includes the replica-to-
     replica variation: every run trains from one organism, and organisms built from other seeds
     differ, so RL seeds on one organism understate the uncertainty of a claim about the recipe.
 
-    One group is the plain t-interval over seeds (`mean_ci`). Several: a two-level bootstrap
-    (resample replicas, then seeds within each drawn replica). With few replicas (2-3) a cluster
-    bootstrap is known to under-cover; `power` below says how many replicas a target needs.
+    One group is the plain t-interval over seeds (`mean_ci`). Several: the t-interval over the
+    replicas' means (each replica's mean over its seeds carries both variance components). With 2
+    replicas that is wide (t = 12.7): honest about what two organisms can show. A two-level
+    percentile bootstrap was tried first and dropped: with 2 replicas it can only span the two
+    replica means, so its "95%" interval covered about half the time.
     """
     clean = [[float(v) for v in g if v is not None] for g in groups]
     clean = [g for g in clean if g]
     if len(clean) <= 1:
         return mean_ci(clean[0] if clean else [], bounds)
-    sizes = np.array([len(g) for g in clean])
-    values = np.full((len(clean), sizes.max()), np.nan)
-    for i, g in enumerate(clean):
-        values[i, : len(g)] = g
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(clean), size=(n_boot, len(clean)))  # replicas
-    within = np.floor(rng.random((n_boot, len(clean), sizes.max())) * sizes[pick][..., None]).astype(int)
-    drawn = values[pick[..., None], within]  # (draws, replicas, seeds)
-    used = np.arange(sizes.max()) < sizes[pick][..., None]  # a replica contributes its own number of seeds
-    boot = np.where(used, drawn, 0.0).sum((1, 2)) / used.sum((1, 2))
-    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
+    means = np.array([np.mean(g) for g in clean])
     mean = float(np.concatenate(clean).mean())
-    if bounds:
-        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
-    return Estimate(mean, (lo, hi), int(sizes.sum()), TWO_LEVEL, kind="mean", replicas=len(clean))
+    return Estimate(mean, _replica_t(means, bounds), sum(map(len, clean)), TWO_LEVEL, kind="mean", replicas=len(clean))
 
 
-POOLED = "mean over organism replicas, two-level bootstrap (replicas, then each replica's own interval)"
+POOLED = "mean over organism replicas, t-interval over the replicas' rates (df = replicas - 1)"
 
 
-def pooled_rate(estimates: Sequence[dict | None], n_boot: int = 2000, seed: int = 0) -> Estimate:
+def pooled_rate(estimates: Sequence[dict | None], bounds: tuple[float, float] | None = (0.0, 1.0)) -> Estimate:
     """One rate from the same estimate on several organism replicas (each a serialised Estimate):
-    the mean of the replicas' rates, with a two-level bootstrap interval (replicas drawn with
-    replacement, then each drawn rate redrawn from a normal of its own interval's width)."""
+    the mean of the replicas' rates with the t-interval over replicas (as `nested_ci`), clipped to
+    the metric's range."""
     usable = [e for e in (Estimate.from_dict(d) for d in estimates if d) if e.value is not None]
     if len(usable) <= 1:
         return usable[0] if usable else Estimate(None, None, 0, POOLED)
     rates = np.array([e.value for e in usable], dtype=float)
-    ses = np.array([(e.ci95[1] - e.ci95[0]) / (2 * Z95) if e.ci95 else 0.0 for e in usable])
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(usable), size=(n_boot, len(usable)))
-    boot = (rates[pick] + rng.standard_normal(pick.shape) * ses[pick]).mean(1)
-    lo, hi = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
-    return Estimate(float(rates.mean()), (lo, hi), sum(e.n for e in usable), POOLED, replicas=len(usable))
+    return Estimate(
+        float(rates.mean()), _replica_t(rates, bounds), sum(e.n for e in usable), POOLED, replicas=len(usable)
+    )
 
 
 def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float, float] | None:
@@ -256,8 +247,11 @@ def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float, float
 
 
 def half_width(between: float, within: float, replicas: int, seeds: int) -> float:
-    """The 95% half-width of a mean over `replicas` organisms x `seeds` RL seeds each."""
-    return Z95 * math.sqrt(between / replicas + within / (replicas * seeds))
+    """The 95% half-width of a mean over `replicas` organisms x `seeds` RL seeds each: the t-interval
+    over replica means that `nested_ci` reports (df = replicas - 1; one replica has none)."""
+    if replicas < 2:
+        return math.inf
+    return float(stats.t.ppf(0.975, replicas - 1)) * math.sqrt(between / replicas + within / (replicas * seeds))
 
 
 def power(groups_per_arm: Sequence[Sequence[Sequence[float]]], target: float = 0.10) -> dict | None:
@@ -287,7 +281,8 @@ def power(groups_per_arm: Sequence[Sequence[Sequence[float]]], target: float = 0
         "replicas": replicas,
         "seeds": seeds,
         "half_width95": hw,
-        "detectable_80": hw / Z95 * (Z95 + float(stats.norm.ppf(0.8))),
+        # (t_0.975 + t_0.80) x the standard error, both at df = replicas - 1
+        "detectable_80": hw * (1 + float(stats.t.ppf(0.8, replicas - 1) / stats.t.ppf(0.975, replicas - 1))),
         "target_half_width": target,
         "replicas_needed": need,
         "arms": len(comps),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, record
+from sft_mfu import matmul_peak
 
 
 def readme_command() -> str:
@@ -60,6 +61,8 @@ def main() -> None:
         out, install_s, wall, peak_kib = fresh_clone()
     elif sys.argv[1:2] == ["--from"]:
         out = Path(sys.argv[2])
+        if sys.argv[3:4] == ["--install-seconds"]:  # a fresh clone's run recorded afterwards
+            install_s = float(sys.argv[4])
         manifest = json.loads((out / "manifest.json").read_text())
         wall, peak_kib = manifest["wall_s"], None
     else:
@@ -71,7 +74,10 @@ def main() -> None:
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     timings = json.loads((out / "manifest.json").read_text())["timings_s"]
     peak = "not measured (--from)" if peak_kib is None else f"{peak_kib / 2**20:.2f} GiB"
-    print(f"machine: {machine()}")
+    # The host's speed varies from day to day: the same process's fp32 matmul peak, taken after the
+    # run, says which kind of day this figure comes from (compare benchmarks/sft_mfu.py's peak).
+    peak_flops = matmul_peak()
+    print(f"machine: {machine()}; fp32 matmul peak, 1 thread, after the run: {peak_flops / 1e9:.1f} GFLOP/s")
     print("stage timings (s):", json.dumps(timings))
     print(f"peak RSS (largest process): {peak}")
     print(f"quickstart wall: {wall / 60:.2f} min")
@@ -109,7 +115,8 @@ def main() -> None:
         ],
         tables=[
             {
-                "caption": "Per-stage seconds from `manifest.json` (`timings_s`).",
+                "caption": "Per-stage seconds from `manifest.json` (`timings_s`); the host's fp32 matmul peak (1 "
+                f"thread) measured right after the run: {peak_flops / 1e9:.1f} GFLOP/s.",
                 "header": ["stage", "seconds"],
                 "rows": [[k, f"{v:.1f}"] for k, v in timings.items()],
             }
@@ -117,6 +124,7 @@ def main() -> None:
         figures={
             "wall_s": round(wall, 1),
             "install_s": None if install_s is None else round(install_s, 1),
+            "matmul_peak_gflops": round(peak_flops / 1e9, 1),
             "peak_rss_gib": None if peak_kib is None else round(peak_kib / 2**20, 3),
             "timings_s": timings,
         },

@@ -5,7 +5,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aflab.stats import (
-    Z95,
     half_width,
     mean_ci,
     nested_ci,
@@ -87,20 +86,25 @@ def test_nested_ci_with_one_replica_is_the_t_interval_over_seeds():
 
 
 def test_nested_ci_carries_organism_to_organism_variation():
-    # two organisms, seeds agree within each: a draw of the grand mean is 1 (both draws the first
-    # organism, p=1/4), 2 (p=1/2) or 3 (p=1/4), so the 95% interval is [1, 3]
+    # two organisms, seeds agree within each: replica means 1 and 3, SD 1.414, SE 1.0, t(1) = 12.706
     two = nested_ci([[1.0, 1.0], [3.0, 3.0]]).as_dict()
-    assert two["mean"] == pytest.approx(2.0) and two["ci95"] == pytest.approx([1.0, 3.0])
-    assert two["n"] == 4 and two["replicas"] == 2 and "two-level" in two["method"]
+    assert two["mean"] == pytest.approx(2.0) and two["ci95"] == pytest.approx([2 - 12.7062, 2 + 12.7062], abs=1e-3)
+    assert two["n"] == 4 and two["replicas"] == 2 and "replicas" in two["method"]
     # the same four numbers as if they were independent seeds of one organism: a far narrower claim
-    assert nested_ci([[1.0, 1.0, 1.0, 1.0]]).as_dict()["ci95"] == pytest.approx([1.0, 1.0])
+    assert nested_ci([[1.0, 1.0, 3.0, 3.0]]).as_dict()["ci95"] == pytest.approx([2 - 1.8377, 2 + 1.8377], abs=1e-3)
+    # three replicas: means 0, 1, 2, SE 0.577, t(2) = 4.303: half-width 2.484, clipped to the range
+    three = nested_ci([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]).as_dict()
+    assert three["ci95"] == pytest.approx([1 - 2.4842, 1 + 2.4842], abs=1e-3)
+    assert nested_ci([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], (0.0, 1.0)).as_dict()["ci95"] == [0.0, 1.0]
 
 
-def test_pooled_rate_bootstraps_replicas_then_their_own_intervals():
-    a = {"rate": 0.2, "ci95": [0.2, 0.2], "n": 10}
-    b = {"rate": 0.6, "ci95": [0.6, 0.6], "n": 30}
-    p = pooled_rate([a, b]).as_dict()
-    assert p["rate"] == pytest.approx(0.4) and p["n"] == 40 and p["ci95"] == pytest.approx([0.2, 0.6])
+def test_pooled_rate_is_the_t_interval_over_replica_rates():
+    a = {"rate": 0.2, "ci95": [0.1, 0.3], "n": 10}
+    b = {"rate": 0.6, "ci95": [0.5, 0.7], "n": 30}
+    # rates 0.2, 0.6: SD 0.283, SE 0.2, t(1) = 12.706: half-width 2.541
+    p = pooled_rate([a, b], None).as_dict()
+    assert p["rate"] == pytest.approx(0.4) and p["n"] == 40 and p["ci95"] == pytest.approx([-2.1412, 2.9412], abs=1e-3)
+    assert pooled_rate([a, b]).as_dict()["ci95"] == [0.0, 1.0]  # a rate is clipped to [0, 1]
     assert pooled_rate([a]).as_dict()["rate"] == 0.2 and pooled_rate([None, a]) == pooled_rate([a])
 
 
@@ -108,11 +112,13 @@ def test_variance_components_and_power_by_hand():
     # within: var([1,3]) = var([5,7]) = 2; replica means 2, 6: var 8; between = 8 - 2/2 = 7
     assert variance_components([[1.0, 3.0], [5.0, 7.0]]) == pytest.approx((7.0, 2.0))
     assert variance_components([[1.0, 3.0]]) is None
-    assert half_width(7.0, 2.0, 2, 2) == pytest.approx(Z95 * 2.0)
-    # within 0.005, between 0.02 - 0.005/2 = 0.0175; replicas for +-0.10 at 1.96^2 = 3.8415:
-    # 1 seed: 3.8415 * 0.0225 / 0.01 = 8.6 -> 9; 2 seeds: 0.02 -> 7.7 -> 8; 4 seeds: 0.01875 -> 7.2 -> 8
+    assert half_width(7.0, 2.0, 2, 2) == pytest.approx(12.7062 * 2.0, abs=1e-3)
+    # within 0.005, between 0.02 - 0.005/2 = 0.0175; half-width t(r-1) * sqrt(0.0175/r + 0.005/(r*s)):
+    # 1 seed: r=11 gives 2.228 * 0.04523 = 0.1008, r=12 gives 2.201 * 0.04330 = 0.0953 -> 12;
+    # 2 seeds: r=10 gives 2.262 * 0.04472 = 0.1012, r=11 gives 2.228 * 0.04264 = 0.0950 -> 11;
+    # 4 seeds: r=9 gives 2.306 * 0.04564 = 0.1053, r=10 gives 2.262 * 0.04330 = 0.0979 -> 10
     p = power([[[0.0, 0.1], [0.2, 0.3]]])
     assert p["replicas"] == 2 and p["seeds"] == 2
-    assert p["replicas_needed"] == {"seeds1": 9, "seeds2": 8, "seeds4": 8}
-    assert p["half_width95"] == pytest.approx(Z95 * (0.0175 / 2 + 0.005 / 4) ** 0.5)
+    assert p["replicas_needed"] == {"seeds1": 12, "seeds2": 11, "seeds4": 10}
+    assert p["half_width95"] == pytest.approx(12.7062 * 0.1, abs=1e-3)
     assert p["detectable_80"] > p["half_width95"]

@@ -43,7 +43,7 @@ def estimates(a: dict[str, Any]) -> dict[str, Any]:
 def pooled(replica_estimates: list[dict[str, Any]]) -> dict[str, Any]:
     """Each binomial estimate pooled over an organism's replicas (`estimates` of each replica's audit)."""
     keys = {k for e in replica_estimates for k in e}
-    return {k: pooled_rate([e.get(k) for e in replica_estimates]).as_dict() for k in sorted(keys)}
+    return {k: pooled_rate([e.get(k) for e in replica_estimates], bounds_of(k)).as_dict() for k in sorted(keys)}
 
 
 PAIRED_KEYS = ("gap", "af_rate_audit", "oracle_af", "rationalised", "degenerate", "compliance_free", "compliance_paid")

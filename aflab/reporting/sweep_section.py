@@ -297,8 +297,8 @@ def design_line(sw: dict[str, Any]) -> str:
         )
     return (
         f"After RL, means over {replicas} organisms per recipe (each built from its own data and SFT seed) x RL "
-        f"seeds {seeds}; 95% intervals are a {sw.get('interval_method', 'two-level bootstrap')}, so they include "
-        "organism-to-organism variation (with this few organisms, a cluster bootstrap tends to be too narrow)."
+        f"seeds {seeds}; 95% intervals: {sw.get('interval_method', 'over organism replicas')}. With {replicas} "
+        "organisms they are wide: that is what so few organisms can show (the power line says how many would do)."
     )
 
 
