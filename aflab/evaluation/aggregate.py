@@ -55,6 +55,11 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
     assert cfg.sweep is not None
     baseline = base["rows"]
     reference = cfg.sweep.mitigations[0].name
+    null_arms = {
+        m.name
+        for m in cfg.sweep.mitigations
+        if m.learning_rate == 0 or (m.learning_rate is None and cfg.sweep.rl.learning_rate == 0)
+    }
     rows: dict[tuple[str, str], dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
     runs = []
     for r in results:
@@ -98,7 +103,7 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
             }
             paired[org][mit] = {k: nested_ci(by_replica(d), (-2.0, 2.0)).as_dict() for k, d in diffs.items()}
             gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
-        v, why = verdict(table[org][mit], paired[org].get(mit), baseline.get(org))
+        v, why = verdict(table[org][mit], paired[org].get(mit), baseline.get(org), null=mit in null_arms)
         verdicts[org][mit] = {"verdict": v, "reason": why}
     return {
         "reference": reference,
