@@ -232,8 +232,8 @@ class RunConfig(Strict):
     workers: PosInt = 2
     # Organism-to-organism variation is large: every organism is built this many times, replica k
     # from data and SFT seed `seed + k` (k = 0 is folder organisms/<name>, the others
-    # organisms/<name>@o<k>). The sweep runs its RL seeds on every replica, and its intervals are a
-    # two-level bootstrap (replicas, then RL seeds within a replica).
+    # organisms/<name>@o<k>). The sweep runs its RL seeds on every replica, and its intervals are the
+    # t-interval over the replicas' means (organism and RL-seed variation both in it).
     organism_seeds: Annotated[int, Field(ge=1, le=100)] = 1
 
     @model_validator(mode="after")

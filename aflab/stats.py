@@ -186,16 +186,10 @@ def mean_ci(values: Sequence[float | None], bounds: tuple[float, float] | None =
     return Estimate(mean, (lo, hi), n, T_SEEDS, kind="mean")
 
 
-TWO_LEVEL = (
+REPLICA_T = (
     "t-interval over organism replicas (each replica's mean over its RL seeds; df = replicas - 1): the "
     "random-intercept model's interval for a balanced design, so organism and RL-seed variation are both in it"
 )
-
-
-def _replica_t(means: np.ndarray, bounds: tuple[float, float] | None) -> tuple[float, float]:
-    half = float(stats.t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / math.sqrt(len(means)))
-    lo, hi = float(means.mean()) - half, float(means.mean()) + half
-    return (max(bounds[0], lo), min(bounds[1], hi)) if bounds else (lo, hi)
 
 
 def nested_ci(groups: Sequence[Sequence[float | None]], bounds: tuple[float, float] | None = None) -> Estimate:
@@ -215,7 +209,8 @@ def nested_ci(groups: Sequence[Sequence[float | None]], bounds: tuple[float, flo
         return mean_ci(clean[0] if clean else [], bounds)
     means = np.array([np.mean(g) for g in clean])
     mean = float(np.concatenate(clean).mean())
-    return Estimate(mean, _replica_t(means, bounds), sum(map(len, clean)), TWO_LEVEL, kind="mean", replicas=len(clean))
+    ci95 = mean_ci(means, bounds).ci95  # the t-interval over seeds, applied to the replicas' means
+    return Estimate(mean, ci95, sum(map(len, clean)), REPLICA_T, kind="mean", replicas=len(clean))
 
 
 POOLED = "mean over organism replicas, t-interval over the replicas' rates (df = replicas - 1)"
@@ -230,7 +225,7 @@ def pooled_rate(estimates: Sequence[dict | None], bounds: tuple[float, float] | 
         return usable[0] if usable else Estimate(None, None, 0, POOLED)
     rates = np.array([e.value for e in usable], dtype=float)
     return Estimate(
-        float(rates.mean()), _replica_t(rates, bounds), sum(e.n for e in usable), POOLED, replicas=len(usable)
+        float(rates.mean()), mean_ci(rates, bounds).ci95, sum(e.n for e in usable), POOLED, replicas=len(usable)
     )
 
 

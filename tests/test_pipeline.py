@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aflab.stats import REPLICA_T
 from tests.conftest import TINY_ORGANISM
 
 CONFIG = {
@@ -101,7 +102,7 @@ def test_writes_every_output_and_the_contract_fields(reference):
     assert set(sw["table"]["tiny"]) == {"output_only", "ps_keyword"} and sw["seeds"] == [0, 1]
     # two organism replicas x two RL seeds behind every cell, intervals over both levels
     gap = sw["table"]["tiny"]["ps_keyword"]["gap"]
-    assert gap["n"] == 4 and gap["replicas"] == 2 and "two-level" in gap["method"]
+    assert gap["n"] == 4 and gap["replicas"] == 2 and gap["method"] == REPLICA_T
     assert set(s["organisms"]) == {"tiny", "tiny@o1", "tiny_control", "tiny_control@o1"}
     assert s["organisms"]["tiny@o1"]["model"]["seed"] == 1 and s["organisms"]["tiny"]["model"]["seed"] == 0
     assert (reference / "sweep" / "tiny@o1" / "ps_keyword" / "seed1" / "audit.json").exists()

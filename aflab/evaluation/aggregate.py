@@ -15,7 +15,7 @@ from aflab.config import RunConfig
 from aflab.evaluation.audit import RATES, flatten
 from aflab.evaluation.metrics import mediated_share
 from aflab.evaluation.verdicts import verdict
-from aflab.stats import T_SEEDS, TWO_LEVEL, nested_ci, pooled_rate, power
+from aflab.stats import REPLICA_T, T_SEEDS, nested_ci, pooled_rate, power
 
 
 def mean_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         "mitigations": [m.name for m in cfg.sweep.mitigations],
         "seeds": cfg.sweep.seeds,
         "organism_seeds": cfg.organism_seeds,
-        "interval_method": TWO_LEVEL if cfg.organism_seeds > 1 else T_SEEDS,
+        "interval_method": REPLICA_T if cfg.organism_seeds > 1 else T_SEEDS,
         "power": {org: power(groups) for org, groups in gap_diffs.items()},
         "baseline": baseline,
         "baseline_intervals": base["intervals"],
