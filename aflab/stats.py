@@ -257,22 +257,33 @@ def power(groups_per_arm: Sequence[Sequence[Sequence[float]]], target: float = 0
     the 95% half-width of a mean difference at the current design (the smallest difference whose
     interval excludes 0), the difference detectable with 80% power at alpha 0.05, and the
     replicas needed, at 1, 2 and 4 RL seeds each, for a half-width of `target`.
+
+    With one RL seed per replica the two components cannot be told apart: the spread of the
+    replicas' values is their sum, which is what a design of 1 seed per organism needs; more seeds
+    per organism would help by an unknown amount, so those counts are None and `separable` False.
     """
     comps = [c for g in groups_per_arm if (c := variance_components(g)) is not None]
-    if not comps:
+    single = [[x[0] for x in g] for g in groups_per_arm if len(g) >= 2 and all(len(x) == 1 for x in g)]
+    if comps:
+        between = float(np.mean([c[0] for c in comps]))
+        within = float(np.mean([c[1] for c in comps]))
+    elif single:  # total variance per run, all of it put where it is certain to count: between
+        between, within = float(np.mean([np.var(v, ddof=1) for v in single])), 0.0
+    else:
         return None
-    between = float(np.mean([c[0] for c in comps]))
-    within = float(np.mean([c[1] for c in comps]))
+    separable = bool(comps)
     replicas = len(groups_per_arm[0])
     seeds = round(float(np.mean([len(x) for g in groups_per_arm for x in g])))
     hw = half_width(between, within, replicas, seeds)
     need = {}
     for s in (1, 2, 4):
         n = next((r for r in range(1, 1001) if half_width(between, within, r, s) <= target), None)
-        need[f"seeds{s}"] = n
+        need[f"seeds{s}"] = n if separable or s == 1 else None
     return {
-        "sd_between_replicas": math.sqrt(between),
-        "sd_within_replica": math.sqrt(within),
+        "separable": separable,
+        "sd_between_replicas": math.sqrt(between) if separable else None,
+        "sd_within_replica": math.sqrt(within) if separable else None,
+        "sd_per_run": math.sqrt(between + within),
         "replicas": replicas,
         "seeds": seeds,
         "half_width95": hw,
@@ -280,5 +291,5 @@ def power(groups_per_arm: Sequence[Sequence[Sequence[float]]], target: float = 0
         "detectable_80": hw * (1 + float(stats.t.ppf(0.8, replicas - 1) / stats.t.ppf(0.975, replicas - 1))),
         "target_half_width": target,
         "replicas_needed": need,
-        "arms": len(comps),
+        "arms": len(comps) if separable else len(single),
     }

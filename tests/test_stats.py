@@ -122,3 +122,15 @@ def test_variance_components_and_power_by_hand():
     assert p["replicas_needed"] == {"seeds1": 12, "seeds2": 11, "seeds4": 10}
     assert p["half_width95"] == pytest.approx(12.7062 * 0.1, abs=1e-3)
     assert p["detectable_80"] > p["half_width95"]
+
+
+def test_power_with_one_rl_seed_per_organism_reports_the_total_spread_only():
+    # one run per replica: var([0.1, 0.3]) = 0.02 is organism and RL-seed variation together.
+    # half-width at 2 x 1: 12.706 * sqrt(0.02 / 2) = 1.2706; for ±0.10 at 1 seed:
+    # r=10 gives 2.262 * 0.04472 = 0.1012, r=11 gives 2.228 * 0.04264 = 0.0950 -> 11
+    p = power([[[0.1], [0.3]]])
+    assert p["separable"] is False and p["sd_between_replicas"] is None and p["sd_within_replica"] is None
+    assert p["sd_per_run"] == pytest.approx(0.02**0.5)
+    assert p["half_width95"] == pytest.approx(1.2706, abs=1e-3)
+    assert p["replicas_needed"] == {"seeds1": 11, "seeds2": None, "seeds4": None}
+    assert power([[[0.1]]]) is None  # one organism: no spread to measure

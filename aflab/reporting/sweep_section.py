@@ -308,11 +308,20 @@ def power_line(sw: dict[str, Any], org: str) -> str | None:
     if not p:
         return None
     need = {k: "over 1,000" if v is None else v for k, v in p["replicas_needed"].items()}
+    hw = p["half_width95"]
+    design = f"with {p['replicas']} organisms x {p['seeds']} seeds a mean Δgap is known to ±{hw:.2f} (95%)"
+    detect = f"a Δgap of {p['detectable_80']:.2f} is detected with 80% power"
+    if not p.get("separable", True):  # one RL seed per organism: the two sources of variation are one number
+        return (
+            f"Power (from the paired Δgap of {p['arms']} arms): SD of one run's Δgap across organisms "
+            f"{p['sd_per_run']:.3f} (organism and RL-seed variation together: with 1 RL seed per organism they cannot "
+            f"be told apart); {design}, and {detect}. For ±{p['target_half_width']:.2f}: {need['seeds1']} organisms "
+            "x 1 seed (configs/paper.yaml runs more organisms and seeds)."
+        )
     return (
         f"Power (from the paired Δgap of {p['arms']} arms): SD between organisms {p['sd_between_replicas']:.3f}, "
-        f"between RL seeds {p['sd_within_replica']:.3f}; with {p['replicas']} organisms x {p['seeds']} seeds a mean "
-        f"Δgap is known to ±{p['half_width95']:.2f} (95%), and a Δgap of {p['detectable_80']:.2f} is detected with "
-        f"80% power. For ±{p['target_half_width']:.2f}: {need['seeds1']} organisms x 1 seed, {need['seeds2']} x 2 or "
+        f"between RL seeds {p['sd_within_replica']:.3f}; {design}, and {detect}. For "
+        f"±{p['target_half_width']:.2f}: {need['seeds1']} organisms x 1 seed, {need['seeds2']} x 2 or "
         f"{need['seeds4']} x 4."
     )
 
