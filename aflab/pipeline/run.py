@@ -69,6 +69,11 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[st
     }
     if cfg.sweep is not None:
         sweep_results = [results[t.name] for t in tasks if t.fn is sweep_task]
+        cells = [r["seconds"] for r in sweep_results if r["seconds"]]
+        timings.update(
+            {"monitors": results["monitors"], "sweep.runs": len(cells), "sweep.run_s_sum": round(sum(cells), 2)}
+        )
+        timings["sweep.run_s_max"] = max(cells, default=0.0)
         summary["sweep"] = aggregate(cfg, sweep_results, baseline_audit(cfg, run_dir))
     t_rep = time.perf_counter()
     write_report(run_dir, summary)

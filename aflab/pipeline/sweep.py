@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def sweep_task(
             shutil.rmtree(tmp / "model", ignore_errors=True)
         return {}
 
-    run_stage(folder, key, build)
+    t0 = time.perf_counter()
+    _, cached = run_stage(folder, key, build)
+    seconds = 0.0 if cached else round(time.perf_counter() - t0, 2)
     reporter.stage("done", 1)
     reporter.advance()
     return {
@@ -91,15 +94,18 @@ def sweep_task(
         "audit": json.loads((folder / "audit.json").read_text()),
         "steps": [json.loads(x) for x in (folder / "steps.jsonl").read_text().splitlines() if x.strip()],
         "folder": str(folder),
+        "seconds": seconds,  # 0 when reused from an earlier run
     }
 
 
-def warm_monitors(reporter: Reporter, names: list[str]) -> None:
-    """Train (or load) the learned monitors once, before RL workers all need them at once."""
+def warm_monitors(reporter: Reporter, names: list[str]) -> float:
+    """Train (or load) the learned monitors once, before RL workers all need them at once; seconds."""
+    t0 = time.perf_counter()
     reporter.stage("train/load monitors", len(names))
     for name in names:
         get_monitor(name)
         reporter.advance()
+    return round(time.perf_counter() - t0, 2)
 
 
 def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> list[Task]:
