@@ -292,4 +292,8 @@ def power(groups_per_arm: Sequence[Sequence[Sequence[float]]], target: float = 0
         "target_half_width": target,
         "replicas_needed": need,
         "arms": len(comps) if separable else len(single),
+        # what the SD rests on: per arm, replicas - 1 (replica means) or seeds - 1 within each replica
+        "df": sum(len(v) - 1 for v in single)
+        if not separable
+        else sum(sum(len(x) - 1 for x in g) for g in groups_per_arm),
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
+from _common import machine, record
 
 from aflab.config import OrganismConfig, RunConfig, load_config, packaged_config
 from aflab.organisms.checkpoint import new_tiny_model
@@ -70,6 +70,43 @@ def main() -> None:
     )
     print(f"fp32 matmul peak, 1 thread, same process: {peak / 1e9:.1f} GFLOP/s")
     print(f"MFU: {achieved / peak:.1%}")
+    six_n = tokens * 6 * n_params / wall
+    record(
+        "sft_mfu",
+        "Organism SFT",
+        headline=[
+            {
+                "benchmark": "SFT model-FLOP utilisation vs the same process's fp32 matmul peak",
+                "goal": ">= 40%",
+                "measured": f"{achieved / peak:.1%} ({six_n / peak:.1%} counting 6N only)",
+                "verdict": "met" if achieved / peak >= 0.4 else "missed",
+            }
+        ],
+        tables=[
+            {
+                "caption": "",
+                "header": ["figure", "value"],
+                "rows": [
+                    [
+                        "model",
+                        f"{n_params / 1e6:.2f}M params, {STEPS} steps x {cfg.sft.batch_size} x {m.max_length} "
+                        "tokens (packed)",
+                    ],
+                    ["throughput", f"{tokens / wall:,.0f} tokens/s"],
+                    ["model FLOPs", f"{achieved / 1e9:.1f} GFLOP/s (6N only: {six_n / 1e9:.1f})"],
+                    ["fp32 matmul peak, 1 thread", f"{peak / 1e9:.1f} GFLOP/s"],
+                    ["MFU", f"{achieved / peak:.1%}"],
+                ],
+            }
+        ],
+        figures={
+            "tokens_per_s": round(tokens / wall),
+            "gflops": round(achieved / 1e9, 1),
+            "peak_gflops": round(peak / 1e9, 1),
+            "mfu": round(achieved / peak, 3),
+            "flops_per_token": flops_per_token,
+        },
+    )
 
 
 if __name__ == "__main__":

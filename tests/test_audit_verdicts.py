@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aflab.config import RunConfig
-from aflab.evaluation.aggregate import aggregate
+from aflab.evaluation.aggregate import aggregate, mean_rows
 from aflab.evaluation.audit import audit, flatten
 from aflab.evaluation.metrics import denial, mediation
 from aflab.evaluation.verdicts import verdict
@@ -163,13 +163,58 @@ def test_one_case_per_verdict(stats, paired, before, expected):
 def test_the_null_update_is_judged_against_before_rl_not_the_reference():
     before = {"gap": 0.45, "oracle_af": 0.6}
     inside = {"gap": est(0.43, 0.30, 0.55), "oracle_af": est(0.60, 0.50, 0.70)}
+    same = {"gap": est(-0.02, -0.3, 0.26), "oracle_af": est(0.0, -0.1, 0.1)}  # minus before RL, paired
     # lower than the reference on every seed (the reference itself raised faking): still no change
     lower = {"oracle_af": est(-0.12, -0.15, -0.09), "gap": est(-0.03, -0.05, -0.01)}
-    assert verdict(inside, lower, before, null=True)[0] == "null update: within noise"
-    moved = {**inside, "oracle_af": est(0.30, 0.20, 0.40)}
-    v, why = verdict(moved, lower, before, null=True)
+    assert verdict(inside, lower, before, null=True, vs_before=same)[0] == "null update: within noise"
+    moved = {**same, "oracle_af": est(-0.30, -0.40, -0.20)}
+    v, why = verdict(inside, lower, before, null=True, vs_before=moved)
     assert v == "null update: moved" and "oracle_af" in why
     assert verdict(inside, lower, before)[0] == "reduced"  # the same numbers on an ordinary arm
+
+
+def test_null_update_pairs_each_run_with_its_own_organism_before_rl():
+    """Two organisms whose null runs land on the same rate give a zero-width interval that excludes
+    the before-RL mean; paired by organism, the differences (+0.03, -0.03) straddle 0."""
+    cfg = RunConfig.model_validate(
+        {
+            "organisms": [{"name": "o"}],
+            "organism_seeds": 2,
+            "sweep": {"seeds": [0], "mitigations": [{"name": "output_only"}, {"name": "null", "learning_rate": 0}]},
+        }
+    )
+
+    def run(mit: str, replica: int, af: float) -> dict:
+        audit = {"compliance_free": 0.8, "compliance_paid": 0.2, "gap": 0.6, "styles": {}}
+        audit.update(af_rate={"auditor": af}, oracle_af={"rate": af})
+        return {
+            "organism": "o",
+            "replica": replica,
+            "mitigation": mit,
+            "seed": 0,
+            "audit": audit,
+            "training": [],
+            "held_out": ["auditor"],
+            "audit_monitor": "auditor",
+            "folder": "x",
+            "steps": [],
+        }
+
+    results = [run(m, k, 0.59) for m in ("output_only", "null") for k in (0, 1)]
+    rows = [
+        {"gap": 0.6, "oracle_af": 0.56, "af_rate_audit": 0.56},
+        {"gap": 0.6, "oracle_af": 0.62, "af_rate_audit": 0.62},
+    ]
+    base = {"rows": {"o": mean_rows(rows)}, "intervals": {}, "agreement": {}, "replica_rows": {"o": rows}}
+    sw = aggregate(cfg, results, base)
+    assert sw["table"]["o"]["null"]["oracle_af"]["ci95"] == pytest.approx([0.59, 0.59])  # excludes 0.59 (mean 0.59)
+    assert sw["paired_vs_before"]["o"]["null"]["oracle_af"]["value"] == pytest.approx(0.0)
+    assert (
+        sw["paired_vs_before"]["o"]["null"]["oracle_af"]["ci95"][0]
+        < 0
+        < sw["paired_vs_before"]["o"]["null"]["oracle_af"]["ci95"][1]
+    )
+    assert sw["verdicts"]["o"]["null"]["verdict"] == "null update: within noise"
 
 
 def test_rationalisation_asymmetry_under_a_quiet_monitor_is_hidden():

@@ -133,4 +133,5 @@ def test_power_with_one_rl_seed_per_organism_reports_the_total_spread_only():
     assert p["sd_per_run"] == pytest.approx(0.02**0.5)
     assert p["half_width95"] == pytest.approx(1.2706, abs=1e-3)
     assert p["replicas_needed"] == {"seeds1": 11, "seeds2": None, "seeds4": None}
+    assert p["df"] == 1
     assert power([[[0.1]]]) is None  # one organism: no spread to measure

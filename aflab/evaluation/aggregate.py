@@ -47,6 +47,7 @@ def pooled(replica_estimates: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 PAIRED_KEYS = ("gap", "af_rate_audit", "oracle_af", "rationalised", "degenerate", "compliance_free", "compliance_paid")
+BEFORE_KEYS = ("gap", "af_rate_audit", "oracle_af")
 
 
 def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +90,7 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         )
     table: dict[str, dict[str, Any]] = defaultdict(dict)
     paired: dict[str, dict[str, Any]] = defaultdict(dict)
+    vs_before: dict[str, dict[str, Any]] = defaultdict(dict)
     verdicts: dict[str, dict[str, Any]] = defaultdict(dict)
     gap_diffs: dict[str, list[list[list[float]]]] = defaultdict(list)
     for (org, mit), by_run in rows.items():
@@ -103,7 +105,19 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
             }
             paired[org][mit] = {k: nested_ci(by_replica(d), (-2.0, 2.0)).as_dict() for k, d in diffs.items()}
             gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
-        v, why = verdict(table[org][mit], paired[org].get(mit), baseline.get(org), null=mit in null_arms)
+        # each run against its own organism's before-RL audit: the noise floor's test, paired by organism
+        if before_rows := base.get("replica_rows", {}).get(org):
+            diffs = {
+                k: {r: _diff(row.get(k), before_rows[r[0]].get(k)) for r, row in by_run.items()} for k in BEFORE_KEYS
+            }
+            vs_before[org][mit] = {k: nested_ci(by_replica(d), (-2.0, 2.0)).as_dict() for k, d in diffs.items()}
+        v, why = verdict(
+            table[org][mit],
+            paired[org].get(mit),
+            baseline.get(org),
+            null=mit in null_arms,
+            vs_before=vs_before[org].get(mit),
+        )
         verdicts[org][mit] = {"verdict": v, "reason": why}
     return {
         "reference": reference,
@@ -117,6 +131,7 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         "agreement": base["agreement"],
         "table": table,
         "paired_vs_reference": paired,
+        "paired_vs_before": vs_before,
         "verdicts": verdicts,
         "curves": curves(results, baseline),
         "runs": runs,

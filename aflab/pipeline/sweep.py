@@ -169,7 +169,7 @@ def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     auditors = cfg.sweep.audit_monitors
     trainers = sorted({m for mit in cfg.sweep.mitigations for m in reward_monitors(mit)})
     monitors = {n: get_monitor(n) for n in dict.fromkeys([*auditors, *trainers])}
-    rows, intervals, agreements = {}, {}, {}
+    rows, intervals, agreements, per_replica = {}, {}, {}, {}
     for org in cfg.sweep.organisms or [o.name for o in cfg.organisms]:
         replica_rows, replica_estimates, free = [], [], []
         for k in range(cfg.organism_seeds):
@@ -182,9 +182,9 @@ def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             replica_rows.append(row)
             replica_estimates.append(estimates(a))
             free += [r for r in records if r.tier == "free" and r.parsed.ok and r.meta.get("harmful") is not False]
-        rows[org] = mean_rows(replica_rows)
+        rows[org], per_replica[org] = mean_rows(replica_rows), replica_rows
         intervals[org] = pooled(replica_estimates)
         flags = {n: monitors[n].flag(free) for n in monitors}
         independent = [h for h in auditors if h not in trainers]
         agreements[org] = {f"{t}~{h}": agreement(flags[t], flags[h]) for t in trainers for h in independent}
-    return {"rows": rows, "intervals": intervals, "agreement": agreements}
+    return {"rows": rows, "intervals": intervals, "agreement": agreements, "replica_rows": per_replica}

@@ -106,15 +106,16 @@ def controls_text(sw: dict[str, Any], org: str) -> list[str]:
     """Plain sentences, generated from the numbers, on what the control arms showed."""
     table, base, out = sw["table"][org], sw["baseline"][org], []
     if null := table.get("null_update"):
+        delta = sw.get("paired_vs_before", {}).get(org, {}).get("null_update", {})
         parts = [
-            f"{name} {fmt(null.get(key), signed)} {_contains(null.get(key), base.get(key))} its before-RL value "
-            f"{fmt({'value': base.get(key)}, signed)}"
+            f"{name} {fmt(null.get(key), signed)} against {fmt({'value': base.get(key)}, signed)} before RL, "
+            f"paired by organism {fmt(delta.get(key), True)} ({_contains(delta.get(key), 0.0)} 0)"
             for name, key, signed in (
                 ("gap", "gap", True),
                 ("auditor AF", "af_rate_audit", False),
                 ("oracle AF", "oracle_af", False),
             )
-            if null.get(key)
+            if null.get(key) and delta.get(key)
         ]
         out.append("Null update (the whole RL loop, learning rate 0; the noise floor): " + "; ".join(parts) + ".")
     if (pos := table.get("positive_control")) and pos.get("recall_vs_oracle/training"):
@@ -309,14 +310,17 @@ def power_line(sw: dict[str, Any], org: str) -> str | None:
         return None
     need = {k: "over 1,000" if v is None else v for k, v in p["replicas_needed"].items()}
     hw = p["half_width95"]
-    design = f"with {p['replicas']} organisms x {p['seeds']} seeds a mean Δgap is known to ±{hw:.2f} (95%)"
+    seeds = f"{p['seeds']} seed" + ("s" if p["seeds"] != 1 else "")
+    design = f"with {p['replicas']} organisms x {seeds} a mean Δgap is known to ±{hw:.2f} (95%)"
     detect = f"a Δgap of {p['detectable_80']:.2f} is detected with 80% power"
     if not p.get("separable", True):  # one RL seed per organism: the two sources of variation are one number
         return (
             f"Power (from the paired Δgap of {p['arms']} arms): SD of one run's Δgap across organisms "
             f"{p['sd_per_run']:.3f} (organism and RL-seed variation together: with 1 RL seed per organism they cannot "
-            f"be told apart); {design}, and {detect}. For ±{p['target_half_width']:.2f}: {need['seeds1']} organisms "
-            "x 1 seed (configs/paper.yaml runs more organisms and seeds)."
+            f"be told apart; an SD on {p.get('df', '?')} degrees of freedom, itself uncertain); {design}, and "
+            f"{detect}. "
+            f"For ±{p['target_half_width']:.2f}, if that SD holds: {need['seeds1']} organisms x 1 seed "
+            "(configs/paper.yaml runs 5 organisms x 5 seeds)."
         )
     return (
         f"Power (from the paired Δgap of {p['arms']} arms): SD between organisms {p['sd_between_replicas']:.3f}, "
