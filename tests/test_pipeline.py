@@ -48,7 +48,10 @@ CONFIG = {
             "eval_at_start": False,
         },
         "final_eval": {"max_new_tokens": 40},
-        "mitigations": [{"name": "output_only"}, {"name": "ps_keyword", "process_supervision": {"monitor": "keyword"}}],
+        "mitigations": [
+            {"name": "output_only"},
+            {"name": "ps_keyword", "process_supervision": {"monitor": "keyword"}, "organisms": ["tiny"]},
+        ],
         "audit_monitors": ["keyword", "learned_words"],
     },
 }
@@ -114,8 +117,13 @@ def test_writes_every_output_and_the_contract_fields(reference):
     }
     assert sw["organism_seeds"] == 2 and "tiny" in sw["power"]
     assert sw["verdicts"]["tiny"]["ps_keyword"]["verdict"]
+    assert set(sw["table"]["tiny_control"]) == {"output_only"}  # an arm limited to some organisms
+    assert sw["paired_vs_before"]["tiny"]["ps_keyword"]["gap"]["replicas"] == 2
     manifest = json.loads((reference / "manifest.json").read_text())
-    assert manifest["seed"] == 0 and manifest["packages"]["torch"] and manifest["timings_s"]
+    assert manifest["seed"] == 0 and manifest["packages"]["torch"]
+    timings = manifest["timings_s"]
+    assert timings["sweep.runs"] == 12 and timings["sweep.run_s_sum"] >= timings["sweep.run_s_max"] > 0
+    assert timings["monitors"] >= 0 and timings["tiny.model"] > 0
     html = (reference / "report.html").read_text()
     assert "data:image/png;base64," in html and "<script" not in html
 
@@ -132,13 +140,8 @@ def test_second_run_reuses_finished_stages(reference, tmp_path):
     assert time.time() - t0 < 120
 
 
-def test_same_config_and_seed_give_the_same_numbers(reference, tmp_path):
-    p = _run(tmp_path, tmp_path / "run")
-    out, _ = p.communicate(timeout=900)
-    assert p.returncode == 0, out.decode()[-2000:]
-    assert _summary(tmp_path / "run") == _summary(reference)
-
-
+# The earliest kill lands before any stage has finished, so its rerun is also a second fresh run of
+# the same config (tests/test_determinism.py compares fresh runs across worker counts and hash seeds).
 @pytest.mark.parametrize("kill_after", [4.0, 12.0, 25.0])
 def test_kill_minus_9_then_rerun_gives_the_same_summary(reference, tmp_path, kill_after):
     victim = _run(tmp_path, tmp_path / "run", start_new_session=True)
