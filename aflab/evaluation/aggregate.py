@@ -7,6 +7,7 @@ Pure functions of the runs' audits: the orchestration that produces them is pipe
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -100,17 +101,14 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         }
         ref = rows.get((org, reference), {})
         if mit != reference and ref:
-            diffs = {
-                k: {r: _diff(row.get(k), ref[r].get(k)) for r, row in by_run.items() if r in ref} for k in PAIRED_KEYS
-            }
-            paired[org][mit] = {k: nested_ci(by_replica(d), (-2.0, 2.0)).as_dict() for k, d in diffs.items()}
+            diffs = paired_diffs(by_run, ref, PAIRED_KEYS)
+            paired[org][mit] = diff_intervals(diffs)
             gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
         # each run against its own organism's before-RL audit: the noise floor's test, paired by organism
         if before_rows := base.get("replica_rows", {}).get(org):
-            diffs = {
-                k: {r: _diff(row.get(k), before_rows[r[0]].get(k)) for r, row in by_run.items()} for k in BEFORE_KEYS
-            }
-            vs_before[org][mit] = {k: nested_ci(by_replica(d), (-2.0, 2.0)).as_dict() for k, d in diffs.items()}
+            vs_before[org][mit] = diff_intervals(
+                paired_diffs(by_run, {r: before_rows[r[0]] for r in by_run}, BEFORE_KEYS)
+            )
         v, why = verdict(
             table[org][mit],
             paired[org].get(mit),
@@ -136,6 +134,18 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         "curves": curves(results, baseline),
         "runs": runs,
     }
+
+
+def paired_diffs(
+    by_run: dict[tuple[int, int], dict[str, Any]], against: dict[tuple[int, int], dict[str, Any]], keys: Sequence[str]
+) -> dict[str, dict[tuple[int, int], float | None]]:
+    """Per metric, each run's value minus its counterpart's (the row of `against` with the same run key)."""
+    return {k: {r: _diff(row.get(k), against[r].get(k)) for r, row in by_run.items() if r in against} for k in keys}
+
+
+def diff_intervals(diffs: dict[str, dict[tuple[int, int], float | None]]) -> dict[str, Any]:
+    """Mean paired difference per metric with its interval over organism replicas (as the table's cells)."""
+    return {k: nested_ci(by_replica(d), (-2.0, 2.0)).as_dict() for k, d in diffs.items()}
 
 
 def by_replica(values: dict[tuple[int, int], Any]) -> list[list[Any]]:

@@ -54,7 +54,7 @@ from aflab.evaluation.oracle import label, trace
 from aflab.io import file_sha256, folder_lock, iter_jsonl, write_json, write_jsonl
 from aflab.monitors.base import Monitor, get_monitor, monitor_class
 from aflab.monitors.learned import LearnedMonitor
-from aflab.pipeline.cache import MARKER, digest, run_stage
+from aflab.pipeline.cache import MARKER, digest, timed_stage
 from aflab.pipeline.organisms import model_key, organism_kwargs, organism_task
 from aflab.pipeline.parallel import Task, run_tasks
 from aflab.pipeline.sweep import audit_monitor, load_mediation, speaks_bank, warm_monitors
@@ -348,8 +348,8 @@ def round_task(
         "monitor": monitor_key(monitor),
         "auditors": [a.spec() for a in auditors],
     }
-    timings = {"rl": _timed(here / "rl", rl_key, build_rl)}
-    timings["audit"] = _timed(here / "audit", audit_key, build_audit)
+    timings = {"rl": timed_stage(here / "rl", rl_key, build_rl)}
+    timings["audit"] = timed_stage(here / "audit", audit_key, build_audit)
     marker = json.loads((here / "audit" / MARKER).read_text(encoding="utf-8"))
     timings["retrain"] = marker["retrain_s"] if timings["audit"] else 0.0
     reporter.stage("done", 1)
@@ -363,18 +363,9 @@ def round_task(
     }
 
 
-def _timed(folder: Path, key: Any, build: Any) -> float:
-    """Seconds a stage took to build; 0 when it was already there."""
-    t0 = time.perf_counter()
-    _, cached = run_stage(folder, key, build)
-    return 0.0 if cached else round(time.perf_counter() - t0, 2)
-
-
 def monitors_task(reporter: Reporter, names: list[Any]) -> dict[str, float]:
     """The training monitor and the auditors, trained (or loaded) once before the rounds need them."""
-    t0 = time.perf_counter()
-    warm_monitors(reporter, names)
-    return {"monitors": round(time.perf_counter() - t0, 2)}
+    return {"monitors": warm_monitors(reporter, names)}
 
 
 # ---------------------------------------------------------------------------------------------

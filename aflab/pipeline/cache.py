@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,11 @@ def run_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | N
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
     return folder, False
+
+
+def timed_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | None]) -> float:
+    """`run_stage`, returning the seconds the build took (0 when the stage was already there), for the
+    manifests' per-stage timings."""
+    t0 = time.perf_counter()
+    _, cached = run_stage(folder, key, build)
+    return 0.0 if cached else round(time.perf_counter() - t0, 2)

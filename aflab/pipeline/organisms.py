@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from aflab.organisms.checkpoint import load_base, load_organism, new_tiny_model,
 from aflab.organisms.sft import run_sft, sft_row
 from aflab.organisms.sources import SOURCES
 from aflab.organisms.tokenizer import train_tokenizer
-from aflab.pipeline.cache import digest, run_stage
+from aflab.pipeline.cache import digest, timed_stage
 from aflab.progress import Reporter
 from aflab.records import load_transcripts
 from aflab.rollouts.followups import follow_ups
@@ -223,10 +222,8 @@ def organism_task(
 
     def timed(name: str, folder: Path, key: Any, build: Any) -> Path:
         reporter.stage(name, 1)
-        t0 = time.perf_counter()
-        path, cached = run_stage(folder, key, build)
-        timings[name] = 0.0 if cached else round(time.perf_counter() - t0, 2)
-        return path
+        timings[name] = timed_stage(folder, key, build)
+        return folder
 
     mkey = model_key(cfg, seed, parent)
     if cfg.source == "af_plus":

@@ -15,7 +15,7 @@ from aflab.evaluation.audit import agreement, audit, flatten
 from aflab.io import write_json
 from aflab.mitigations import held_out_for, reward_monitors
 from aflab.monitors.base import get_monitor, monitor_class
-from aflab.pipeline.cache import digest, run_stage
+from aflab.pipeline.cache import digest, timed_stage
 from aflab.pipeline.organisms import instance_name, model_key
 from aflab.pipeline.parallel import Task
 from aflab.progress import Reporter
@@ -78,9 +78,7 @@ def sweep_task(
             shutil.rmtree(tmp / "model", ignore_errors=True)
         return {}
 
-    t0 = time.perf_counter()
-    _, cached = run_stage(folder, key, build)
-    seconds = 0.0 if cached else round(time.perf_counter() - t0, 2)
+    seconds = timed_stage(folder, key, build)
     reporter.stage("done", 1)
     reporter.advance()
     return {
