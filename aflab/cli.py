@@ -32,6 +32,8 @@ monitors_app = typer.Typer(no_args_is_help=True, help="Scratchpad and output mon
 app.add_typer(monitors_app, name="monitors")
 mitigations_app = typer.Typer(no_args_is_help=True, help="Mitigations: the parts of an RL arm's reward and rollout.")
 app.add_typer(mitigations_app, name="mitigations")
+configs_app = typer.Typer(no_args_is_help=True, help="The packaged configs, usable by name (`aflab run paper`).")
+app.add_typer(configs_app, name="configs")
 err = Console(stderr=True)
 _DEBUG = {"on": False}
 _SIGNAL: dict[str, int | None] = {"number": None}  # set by _on_signal
@@ -45,15 +47,18 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Argument(help="YAML config; default: the packaged quickstart.")] = None,
+    config: Annotated[
+        str | None,
+        typer.Argument(help="YAML config file, or a packaged config name (aflab configs list); default: quickstart."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder; default runs/<config name>.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Parallel worker processes.")] = None,
 ) -> None:
     """The main job: build organisms, evaluate, RL under each mitigation, audit, report."""
-    from aflab.config import RunConfig, load_config, packaged_config
+    from aflab.config import RunConfig, load_config, resolve_config
     from aflab.pipeline.run import run_all
 
-    path = config or packaged_config("quickstart")
+    path = resolve_config(config, "quickstart")
     cfg = load_config(path, RunConfig)
     if workers is not None:
         cfg = cfg.model_copy(update={"workers": workers})
@@ -64,15 +69,17 @@ def run(
 
 @app.command("arms-race")
 def arms_race(
-    config: Annotated[Path | None, typer.Argument(help="YAML config; default: the packaged arms_race.")] = None,
+    config: Annotated[
+        str | None, typer.Argument(help="YAML config file, or a packaged config's name; default: arms_race.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder; default runs/<config name>.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Parallel worker processes.")] = None,
 ) -> None:
     """Rounds of RL against a scratchpad monitor retrained each round on what evaded it."""
-    from aflab.config import load_config, packaged_config
+    from aflab.config import load_config, resolve_config
     from aflab.pipeline.arms_race import ArmsRaceConfig, run_arms_race
 
-    path = config or packaged_config("arms_race")
+    path = resolve_config(config, "arms_race")
     cfg = load_config(path, ArmsRaceConfig)
     if workers is not None:
         cfg = cfg.model_copy(update={"workers": workers})
@@ -129,17 +136,22 @@ def classify(
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML TrainConfig: organism + mitigation + seed + RL settings.")],
+    config: Annotated[
+        str,
+        typer.Argument(
+            help="YAML TrainConfig (organism + mitigation + seed + RL settings), or a packaged name (train_example)."
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="Run folder; default runs/train/<name>.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete checkpoint.")] = False,
 ) -> None:
     """One RL run (organism + mitigation + seed): checkpoints, steps.jsonl, metrics.json."""
-    from aflab.config import TrainConfig, load_config
+    from aflab.config import TrainConfig, load_config, resolve_config
     from aflab.io import folder_lock
     from aflab.pipeline.parallel import Task, configure_worker, run_tasks
     from aflab.training.grpo import train_task
 
-    cfg = load_config(config, TrainConfig)
+    cfg = load_config(resolve_config(config, "train_example"), TrainConfig)
     run_dir = _WRITING["under"] = out or Path("runs") / "train" / cfg.name
     configure_worker()
     task = Task(cfg.name, train_task, {"config": cfg.model_dump(mode="json"), "out": str(run_dir), "resume": resume})
@@ -156,31 +168,50 @@ def train(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder holding summary.json (from `aflab run`).")],
     readme: Annotated[
-        bool, typer.Option("--readme", help="Print the README's results section (markdown) instead.")
+        bool,
+        typer.Option("--readme", help="Print the README's results section (a headline table, markdown) instead."),
     ] = False,
     into: Annotated[
         Path | None,
         typer.Option(help="With --readme: write the section between the results markers of this file, in place."),
     ] = None,
+    results_page: Annotated[
+        Path | None,
+        typer.Option(
+            "--results-page",
+            help="Write the full results page (every table, markdown) to this file instead of the report; "
+            "with --readme, the section links to it (default link: RUN_DIR/README.md).",
+        ),
+    ] = None,
 ) -> None:
-    """Rewrite RUN_DIR/report.md and report.html from summary.json, or print the README's results section."""
+    """Rewrite RUN_DIR/report.md and report.html from summary.json, or, from summary.json alone, the
+    README's results section (--readme) and the full results page it links to (--results-page)."""
     from aflab.io import atomic_write_text, read_text
-    from aflab.reporting.report import load_summary, readme_section, replace_readme_section, write_report
+    from aflab.reporting import report as R
 
-    summary = load_summary(run_dir)
-    if not readme:
-        write_report(run_dir, summary)
+    summary = R.load_summary(run_dir)
+    if not readme and results_page is None:
+        R.write_report(run_dir, summary)
         err.print(f"[green]done[/green]: {run_dir}/report.html, report.md")
         return
+    page = results_page if results_page is not None else run_dir / "README.md"
+    # the README links the page relative to the README's own folder (the working directory when printing)
+    link = Path(os.path.relpath(page, into.parent if into is not None else ".")).as_posix()
     try:
-        section = readme_section(summary, run_dir.as_posix())
+        section = R.readme_section(summary, run_dir.as_posix(), link) if readme else ""
+        text = R.results_page(summary, run_dir.as_posix(), page.as_posix()) if results_page is not None else ""
     except KeyError as e:
         path = run_dir / "summary.json"
         raise UserError(f"{path}: key {e.args[0]!r} missing (not written by `aflab run`?)") from None
+    if results_page is not None:
+        atomic_write_text(results_page, text)
+        err.print(f"[green]done[/green]: {results_page} written from {run_dir}/summary.json")
+    if not readme:
+        return
     if into is None:
         typer.echo(section, nl=False)
     else:
-        atomic_write_text(into, replace_readme_section(read_text(into), section, str(into)))
+        atomic_write_text(into, R.replace_readme_section(read_text(into), section, str(into)))
         err.print(f"[green]done[/green]: results section of {into} rewritten from {run_dir}/summary.json")
 
 
@@ -213,6 +244,29 @@ def mitigations_list() -> None:
         where = f"{cls.section}:" if cls.section else escape(f"plugins: [{name}]")
         table.add_row(name, where, ", ".join(cls.audit_for), cls.description)
     Console().print(table)
+
+
+@configs_app.command("list")
+def configs_list() -> None:
+    """The packaged configs: the name to give `aflab run` (or `arms-race`, `train`) and what each is for."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from aflab.config import config_purpose, packaged_config, packaged_config_names
+
+    table = Table("name", "purpose", title="packaged configs (`aflab configs show NAME` prints one)")
+    for name in packaged_config_names():
+        table.add_row(name, escape(config_purpose(packaged_config(name))))
+    Console().print(table)
+
+
+@configs_app.command("show")
+def configs_show(name: Annotated[str, typer.Argument(help="A packaged config's name (`aflab configs list`).")]) -> None:
+    """Print a packaged config's YAML verbatim: `aflab configs show paper > my.yaml`, edit, `aflab run my.yaml`."""
+    from aflab.config import packaged_config
+    from aflab.io import read_text
+
+    sys.stdout.write(read_text(packaged_config(name)))
 
 
 @monitors_app.command("eval")

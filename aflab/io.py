@@ -12,6 +12,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -233,17 +235,61 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             continue
         seen_any = True
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_float=_finite_float)
         except json.JSONDecodeError as e:
             hint = "truncated line?" if "Unterminated" in e.msg or "Expecting" in e.msg else e.msg
             raise UserError(f"{where(path, lineno)}: not valid JSON ({e.msg}; {hint})") from None
         except RecursionError:
             raise UserError(f"{where(path, lineno)}: JSON nested too deeply") from None
+        except ValueError as e:  # after JSONDecodeError, its subclass: a number Python cannot hold
+            raise UserError(f"{where(path, lineno)}: {number_problem(e, line)}") from None
         if not isinstance(obj, dict):
             raise UserError(f"{where(path, lineno)}: expected one JSON object per line, got {_json_kind(obj)}")
         yield lineno, obj
     if not seen_any:
         raise UserError(f"{path}: empty file, expected JSONL records (one JSON object per line)")
+
+
+class NumberOutOfRange(ValueError):
+    """A JSON number beyond a 64-bit float (1e99999): Python would read it as infinity, silently."""
+
+    def __init__(self, text: str):
+        super().__init__(f"number {text[:20]}{'...' if len(text) > 20 else ''} is out of range for a 64-bit float")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise NumberOutOfRange(text)
+    return value
+
+
+def number_problem(exc: ValueError, text: str) -> str:
+    """The reason a parser's ValueError gives for a number, as one line with the column of the number.
+
+    Python refuses to convert integers of more than `sys.get_int_max_str_digits()` digits (a guard
+    against quadratic-time parsing) with a ValueError that json and yaml let through unnamed.
+    """
+    if isinstance(exc, NumberOutOfRange):
+        return str(exc)
+    if found := long_number(text):
+        _, column, digits = found
+        return f"a number of {digits} digits at column {column} (Python reads integers of at most {digits_limit()})"
+    return f"unreadable value ({' '.join(str(exc).split())[:200]})"
+
+
+def digits_limit() -> int:
+    return sys.get_int_max_str_digits()
+
+
+def long_number(text: str) -> tuple[int, int, int] | None:
+    """(line, column, digits) of the first run of digits in `text` longer than Python converts."""
+    limit = digits_limit()
+    m = re.search(rf"\d{{{limit + 1},}}", text) if limit else None
+    if m is None:
+        return None
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    return text.count("\n", 0, m.start()) + 1, m.start() - line_start + 1, len(m.group())
 
 
 def _json_kind(obj: Any) -> str:

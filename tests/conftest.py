@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -14,6 +16,26 @@ torch.set_num_threads(1)
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One monitor cache for the whole session, shared by the xdist workers and by every aflab
+    subprocess the tests start (they inherit the environment): a learned monitor is trained once per
+    session instead of once per test module. Monitor training is deterministic and keyed by its
+    inputs, so sharing it changes no result; the tests whose subject is the cache itself (fresh
+    training, damage, concurrent builders, determinism from scratch) set a private one."""
+    if "AFLAB_TEST_CACHE" not in os.environ:  # the first process (xdist's controller) makes it
+        os.environ["AFLAB_TEST_CACHE"] = tempfile.mkdtemp(prefix="aflab-test-cache-")
+        config.stash[_CACHE_OWNER] = True
+    os.environ["AFLAB_CACHE_DIR"] = os.environ["AFLAB_TEST_CACHE"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_CACHE_OWNER, False):
+        shutil.rmtree(os.environ.pop("AFLAB_TEST_CACHE"), ignore_errors=True)
+
+
+_CACHE_OWNER = pytest.StashKey[bool]()
 
 TINY_ORGANISM = {
     "name": "tiny",

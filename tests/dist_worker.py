@@ -1,8 +1,15 @@
 """Run under `accelerate launch` by tests/test_distributed.py (not a test module itself).
 
-`train CONFIG OUT`: `aflab train`, with aflab's file writes and the rollout monitors' inputs recorded
-per rank in OUT/../rank<R>.json. `sft OUT`: organism SFT of the tiny organism; each rank records its
-step count, final loss and a checksum of its weights in OUT/rank<R>.json.
+`train CONFIG OUT`: `aflab train`, with aflab's file writes, the rollout monitors' inputs and whether
+a process group was still open at exit recorded per rank in OUT/../rank<R>.json. `sft OUT`: organism
+SFT of the tiny organism; each rank records its step count, final loss and a checksum of its weights
+in OUT/rank<R>.json.
+
+Every rank destroys its process group before the interpreter exits: left to interpreter finalization,
+gloo's threads sometimes abort a rank that has finished ("terminate called without an active
+exception", SIGABRT), and the launch fails after the work is done. `aflab train` does this itself
+(aflab/organisms/sft.py close_process_group_at_exit); this worker's own collective (`sft`) ends with
+a barrier and the destroy.
 """
 
 from __future__ import annotations
@@ -20,7 +27,22 @@ RANK = int(os.environ.get("RANK", "0"))
 
 
 def _record(path: Path, log: dict) -> None:
-    atexit.register(lambda: path.write_text(json.dumps({"rank": RANK, "world": os.environ.get("WORLD_SIZE"), **log})))
+    """Write `log` at exit, after aflab's own exit handlers (registered later, so run earlier)."""
+
+    def write() -> None:
+        group_open = torch.distributed.is_initialized()
+        path.write_text(
+            json.dumps({"rank": RANK, "world": os.environ.get("WORLD_SIZE"), "group_open": group_open, **log})
+        )
+
+    atexit.register(write)
+
+
+def _close_group() -> None:
+    """Wait for every rank, then destroy the process group while the interpreter is whole."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def train(config: str, out: str) -> None:
@@ -65,12 +87,13 @@ def sft(out: str) -> None:
     model, logs = run_sft(
         new_tiny_model(cfg.model, tok, 0), tok, [sft_row(t, fmt, tok, "completion") for t in data], cfg, 0
     )
-    checksum = float(sum(p.double().sum() for p in model.parameters()))
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
     checksums = gather_object([checksum]) if os.environ.get("WORLD_SIZE") else [checksum]
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / f"rank{RANK}.json").write_text(
         json.dumps({"rank": RANK, "steps": logs[-1]["step"], "loss": logs[-1]["loss"], "checksums": checksums})
     )
+    _close_group()
 
 
 if __name__ == "__main__":

@@ -21,17 +21,17 @@ from aflab.pipeline.arms_race import ArmsRaceConfig, evaders, novelty, retrained
 from aflab.records import Transcript
 from tests.conftest import TINY_ORGANISM
 
+# One xdist worker runs this module, so its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_arms_race")
+
 ROUND_KEYS = {"round", "monitor", "recall_before", "recall_after", "oracle_af", "rationalised", "degenerate", "gap"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def cache(tmp_path_factory):
-    """One monitor cache for the module (the race's subprocess too): `learned` trains once."""
-    folder = tmp_path_factory.mktemp("monitor-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AFLAB_CACHE_DIR", str(folder))
-    yield folder
-    mp.undo()
+@pytest.fixture(scope="module")
+def cache() -> Path:
+    """The session's monitor cache (conftest.py), which the race's subprocess inherits: `learned`
+    trains once per test session."""
+    return Path(os.environ["AFLAB_CACHE_DIR"])
 
 
 class _Sink:

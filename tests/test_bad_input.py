@@ -2,6 +2,7 @@
 line (or key), never a traceback; odd but valid records give exit 0 with unparseable counts."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -35,6 +36,15 @@ STRUCTURAL = [
     ("duplicate_ids", (rec() + "\n" + rec() + "\n").encode(), "duplicate id 'a'"),
     ("meta_not_object", (rec(meta=[1, 2]) + "\n").encode(), "field 'meta'"),
     ("deep_nesting", ("[" * 100000 + "]" * 100000 + "\n").encode(), "line 1" if False else ":1:"),
+    # Python refuses to read integers of more than 4300 digits (ValueError, not a JSONDecodeError)
+    ("huge_int", (rec() + "\n" + '{"id": ' + "7" * 5000 + "}\n").encode(), ":2: a number of 5000 digits at column 8"),
+    (
+        "huge_int_in_meta",
+        (rec(id="m") + "\n").replace('"m"', '"m", "meta": {"n": -' + "1" * 4301 + "}").encode(),
+        ":1:",
+    ),
+    # beyond a 64-bit float: json would read infinity, silently
+    ("float_overflow", b'{"id": 1e99999, "tier": "free", "completion": "x"}\n', ":1: number 1e99999 is out of range"),
 ]
 
 ODD_BUT_VALID = [
@@ -142,12 +152,14 @@ def test_monitors_eval_needs_labels(tmp_path, capsys):
 
 COMMON_CONFIGS = [
     ("empty", "", "empty config"),
+    ("huge_int", "name: x\nseed: " + "9" * 5000 + "\n", ":2: a number of 5000 digits at column 7"),
     ("not_mapping", "- just\n- a list\n", "expected a YAML mapping"),
     ("scalar", "42\n", "expected a YAML mapping"),
     ("broken", "name: [oops\n", "broken YAML"),
     ("tabs", "name:\n\t- x\n", "broken YAML"),
     ("binary", "\x00\x01", "NUL bytes"),
 ]
+PS_NOPE = "{name: p, process_supervision: {monitor: nope}}"
 RUN_CONFIGS = [
     *COMMON_CONFIGS,
     ("unknown_key", "organisms: [{name: a}]\nturbo: true\n", "turbo: unknown key"),
@@ -160,9 +172,61 @@ RUN_CONFIGS = [
     ("prob_above_1", "organisms: [{name: a, data: {free_fake: 1.2}}]\n", "organisms.0.data.free_fake"),
     ("wrong_type", "organisms: [{name: a, sft: {learning_rate: fast}}]\n", "organisms.0.sft.learning_rate"),
     ("unknown_teacher", "organisms: [{name: a, source: distill, teacher: b}]\n", "teacher 'b'"),
+    # every name a config gives is resolved at validation, reported with the key that holds it
+    ("unknown_source", "organisms: [{name: a, source: nope}]\n", "organisms.0.source: unknown organism source 'nope'"),
+    (
+        "unknown_eval_monitor",
+        "organisms: [{name: a}]\nevaluation: {monitors: [keyword, nope]}\n",
+        "evaluation.monitors.1: unknown monitor 'nope'; known: auditor,",
+    ),
+    (
+        "unknown_audit_monitor",
+        "organisms: [{name: a}]\nsweep: {mitigations: [{name: m}], audit_monitors: [{name: nope}]}\n",
+        "sweep.audit_monitors.0: unknown monitor 'nope'",
+    ),
+    (
+        "unknown_ps_monitor",
+        f"organisms: [{{name: a}}]\nsweep: {{mitigations: [{{name: m}}, {PS_NOPE}]}}\n",
+        "sweep.mitigations.1.process_supervision.monitor: unknown monitor 'nope'",
+    ),
+    (
+        "unknown_af_plus_monitor",
+        "organisms: [{name: a}, {name: b, source: af_plus, teacher: a, af_plus: {monitor: nope}, af_plus_rl: {}}]\n",
+        "organisms.1.af_plus.monitor: unknown monitor 'nope'",
+    ),
+    (
+        "unknown_mitigation",
+        "organisms: [{name: a}]\nsweep: {mitigations: [{name: m}, {name: p}, {name: q, plugins: [{name: nope}]}]}\n",
+        "sweep.mitigations.2.plugins.0: unknown mitigation 'nope'",
+    ),
+    (
+        "unknown_judge_backend",
+        "organisms: [{name: a}]\nevaluation: {monitors: [{name: judge, options: {backend: nope}}]}\n",
+        "evaluation.monitors.0.options.backend: unknown judge backend 'nope'; known: openai, anthropic, hf",
+    ),
+    (
+        "monitor_option_it_does_not_take",
+        "organisms: [{name: a}]\nevaluation: {monitors: [{name: keyword, options: {turbo: 1}}]}\n",
+        "evaluation.monitors.0.options: monitor 'keyword' does not take these options",
+    ),
 ]
 TRAIN_CONFIGS = [
     *COMMON_CONFIGS,
+    (
+        "unknown_held_out",
+        "organism: x\nheld_out_monitors: [keyword, nope]\n",
+        "held_out_monitors.1: unknown monitor 'nope'",
+    ),
+    (
+        "unknown_reward_monitor",
+        f"organism: x\nmitigation: {PS_NOPE}\n",
+        "mitigation.process_supervision.monitor: unknown",
+    ),
+    (
+        "unknown_plugin",
+        "organism: x\nmitigation: {plugins: [nope]}\n",
+        "mitigation.plugins.0: unknown mitigation 'nope'",
+    ),
     ("unknown_key", "organism: x\nturbo: true\n", "turbo: unknown key"),
     ("negative_steps", "organism: x\nrl: {steps: -1}\n", "rl.steps"),
     ("prob_above_1", "organism: x\nrl: {temperature: 9}\n", "rl.temperature"),
@@ -188,6 +252,90 @@ def test_bad_configs_exit_2_naming_the_key(tmp_path, capsys, verb, name, text, e
     one = " ".join(err.split())
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert str(path) in one and expected in one
+    assert not (tmp_path / "o").exists()  # refused before any stage ran: nothing written, nothing trained
+
+
+ARMS_RACE_CONFIGS = [
+    ("unknown_ps_monitor", "organism: quickstart:tgg_counterfactual\nprocess_supervision: {monitor: nope}\n"),
+    ("unknown_audit_monitor", "organism: quickstart:tgg_counterfactual\naudit_monitors: [keyword, nope]\n"),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), ARMS_RACE_CONFIGS, ids=[c[0] for c in ARMS_RACE_CONFIGS])
+def test_arms_race_names_the_key_of_an_unknown_monitor(tmp_path, capsys, name, text):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    code, _, err = run_cli(["arms-race", str(path), "--out", str(tmp_path / "o")], capsys)
+    one = " ".join(err.split())
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    key = "process_supervision.monitor" if "ps" in name else "audit_monitors.1"
+    assert f"{path}: {key}: unknown monitor 'nope'" in one
+    assert not (tmp_path / "o").exists()
+
+
+def _model_folder(tmp_path, kind):
+    """A folder that is not a loadable model, in the ways a user gets there."""
+    folder = tmp_path / kind
+    folder.mkdir()
+    if kind == "junk":
+        (folder / "notes.txt").write_text("my model is somewhere else\n")
+    elif kind == "no_tokenizer":
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"x")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("kind", "gguf", "key", "expected"),
+    [
+        ("empty", None, "base_model", "is not a model folder: no config.json"),
+        ("junk", None, "base_model", "is not a model folder: no config.json"),
+        ("no_tokenizer", None, "base_model", "has no tokenizer"),
+        ("junk", "notes.txt", "gguf_file", "is not a GGUF file"),
+        ("empty", "model.gguf", "gguf_file", "no GGUF file 'model.gguf'"),
+    ],
+)
+def test_a_model_path_that_is_not_a_model_exits_2_naming_the_key(tmp_path, capsys, kind, gguf, key, expected):
+    folder = _model_folder(tmp_path, kind)
+    organism = {"name": "real", "base_model": str(folder), "prompt_format": "chat", "gguf_file": gguf}
+    path = tmp_path / "real.yaml"
+    path.write_text(json.dumps({"organisms": [{"name": "scratch"}, organism]}))  # JSON is YAML
+    code, _, err = run_cli(["run", str(path), "--out", str(tmp_path / "o")], capsys)
+    one = " ".join(err.split())
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{path}: organisms.1.{key}: " in one and expected in one and str(folder) in one
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_model_folder_with_junk_files_fails_at_load_naming_the_key(tmp_path):
+    """A folder that has the right file names but not a model (the config check reads names only):
+    the load site turns the loader's error into one line naming base_model and the path."""
+    from aflab.errors import UserError
+    from aflab.organisms.checkpoint import load_base
+
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (folder / name).write_text("not what it says\n")
+    with pytest.raises(UserError) as e:
+        load_base(str(folder))
+    assert str(e.value).startswith(f"base_model {folder}: cannot load a model from {folder} (")
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_config_name_exits_2_listing_the_packaged_ones(tmp_path, capsys):
+    for argv in (["run", "nope"], ["arms-race", "nope"], ["train", "nope"]):
+        code, _, err = run_cli([*argv, "--out", str(tmp_path / "o")], capsys)
+        one = " ".join(err.split())
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "nope: no such file, nor a packaged config name (packaged: " in one
+        assert "paper" in one and "quickstart" in one and "smoke" in one
+    code, _, err = run_cli(["run", "configs/paper.yaml", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "the packaged one is named paper" in err
+    code, out, err = run_cli(["configs", "show", "nope"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "no packaged config named 'nope' (packaged: arms_race," in " ".join(err.split())
+    assert not (tmp_path / "o").exists()
 
 
 def test_an_organism_path_that_is_not_an_organism(tmp_path, capsys):
@@ -222,3 +370,22 @@ def test_the_installed_entry_point_behaves_the_same(tmp_path):
         [sys.executable, "-m", "aflab.cli", "evaluate", "--bogus"], capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_the_entry_point_reports_huge_numbers_and_unknown_names_in_one_line(tmp_path):
+    """The last fault cases through the real entry point: no 'internal error', exit 2, one line."""
+    records = tmp_path / "huge.jsonl"
+    records.write_text(rec() + "\n" + '{"id": "b", "n": ' + "9" * 5000 + "}\n")
+    config = tmp_path / "bad.yaml"
+    config.write_text("organisms: [{name: a}]\nsweep: {mitigations: [{name: m}, {name: p, plugins: [nope]}]}\n")
+    env = {**os.environ, "COLUMNS": "400"}
+    cases = [
+        (["evaluate", "--transcripts", str(records), "--out", str(tmp_path / "ev")], f"{records}:2: a number of 5000"),
+        (["run", str(config), "--out", str(tmp_path / "o")], f"{config}: sweep.mitigations.1.plugins.0: unknown"),
+    ]
+    for argv, expected in cases:
+        p = subprocess.run(
+            [sys.executable, "-m", "aflab.cli", *argv], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert p.returncode == 2 and "internal error" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and expected in p.stderr

@@ -50,3 +50,76 @@ def test_packaged_quickstart_is_valid():
     # what the quickstart leaves out for time is in the paper config: the control organism, more seeds
     paper = load_config(packaged_config("paper"), RunConfig)
     assert "control" in {o.name for o in paper.organisms} and len(paper.sweep.seeds) >= 2
+
+
+def test_every_packaged_config_validates_and_says_what_it_is_for():
+    from aflab.config import PURPOSE, config_purpose, packaged_config_names
+    from aflab.pipeline.arms_race import ArmsRaceConfig
+
+    names = packaged_config_names()
+    assert {"quickstart", "paper", "smoke", "smollm2", "mediation", "arms_race", "train_example"} <= set(names)
+    for name in names:
+        path = packaged_config(name)
+        model = {"arms_race": ArmsRaceConfig, "train_example": TrainConfig}.get(name, RunConfig)
+        load_config(path, model)  # smollm2's GGUF folder passes the real-model check too
+        assert path.read_text().startswith(PURPOSE), name  # the one line `aflab configs list` shows
+        assert 20 <= len(config_purpose(path)) <= 110, name
+
+
+def test_config_purpose_falls_back_to_the_first_comment(tmp_path):
+    from aflab.config import config_purpose
+
+    assert config_purpose(cfg_file(tmp_path, "name: x  # not this\n# first\n# purpose: the one\n")) == "the one"
+    assert config_purpose(cfg_file(tmp_path, "# first comment\nname: x\n# second\n")) == "first comment"
+    assert config_purpose(cfg_file(tmp_path, "name: x\n")) == ""
+
+
+def test_smoke_stays_tiny():
+    """The shared tiny end-to-end run: a few tiny organisms, two arms, a couple of RL steps."""
+    cfg = load_config(packaged_config("smoke"), RunConfig)
+    assert len(cfg.organisms) * cfg.organism_seeds <= 2 and cfg.sweep is not None
+    assert [m.name for m in cfg.sweep.mitigations] == ["output_only", "null_update"]
+    assert cfg.sweep.mitigations[1].learning_rate == 0.0 and len(cfg.sweep.seeds) == 1
+    assert cfg.sweep.rl.steps <= 2 and cfg.sweep.rl.prompts_per_step * cfg.sweep.rl.num_generations <= 8
+    assert all(o.base_model is None and o.data.n_examples <= 200 and o.model.hidden_size <= 32 for o in cfg.organisms)
+
+
+def test_a_config_argument_is_a_file_first_then_a_packaged_name(tmp_path, monkeypatch):
+    from aflab.config import resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config(None, "quickstart") == packaged_config("quickstart")
+    assert resolve_config("paper", "quickstart") == packaged_config("paper")
+    (tmp_path / "paper").write_text("organisms: [{name: mine}]\n")
+    assert resolve_config("paper", "quickstart").resolve() == (tmp_path / "paper").resolve()  # never shadowed
+    with pytest.raises(UserError, match=r"^nope: no such file, nor a packaged config name \(packaged: arms_race, "):
+        resolve_config("nope", "quickstart")
+
+
+def test_configs_show_prints_the_yaml_verbatim_and_it_runs_as_a_file(tmp_path, capsys, monkeypatch):
+    from aflab.cli import main
+    from aflab.config import config_purpose
+
+    monkeypatch.setenv("COLUMNS", "300")  # one table row per line
+
+    def cli(*argv):
+        import sys
+
+        old, sys.argv = sys.argv, ["aflab", *argv]
+        try:
+            main()
+        except SystemExit as e:
+            assert e.code in (0, None), capsys.readouterr().err
+        finally:
+            sys.argv = old
+        return capsys.readouterr().out
+
+    shown = cli("configs", "show", "paper")
+    assert shown == packaged_config("paper").read_text()
+    mine = tmp_path / "my.yaml"
+    mine.write_text(shown)
+    assert load_config(mine, RunConfig) == load_config(packaged_config("paper"), RunConfig)
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in cli("configs", "list").splitlines()]
+    table = {row[0]: row[1] for row in rows if len(row) == 2}
+    assert {"quickstart", "paper", "smoke"} <= set(table)
+    assert table["smoke"] == config_purpose(packaged_config("smoke")) and "barely trained" in table["smoke"]

@@ -21,14 +21,6 @@ MEASURED_AUROC = {"learned": 0.946, "learned_words": 0.977, "keyword": 0.753}
 MARGIN = 0.02
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AFLAB_CACHE_DIR", str(tmp_path_factory.mktemp("monitor-cache")))
-    yield
-    mp.undo()
-
-
 @pytest.mark.parametrize("name", sorted(MEASURED_AUROC))
 def test_auroc_on_hand_written_set_does_not_regress(name):
     scores = get_monitor(name).score(HANDSET)

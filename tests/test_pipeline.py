@@ -1,5 +1,6 @@
-"""`aflab run` end to end on a tiny config: files, caching, determinism, and kill -9 at random
-points followed by a rerun of the same command."""
+"""`aflab run` end to end on a tiny config: files, caching, determinism across worker counts, hash
+seeds and caches, and kill -9 mid-stage followed by a rerun of the same command. One reference run
+is shared by every test of the module."""
 
 import json
 import os
@@ -14,6 +15,9 @@ import yaml
 
 from aflab.stats import REPLICA_T
 from tests.conftest import TINY_ORGANISM
+
+# One xdist worker runs this module, so its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("test_pipeline")
 
 CONFIG = {
     "name": "tiny",
@@ -60,7 +64,7 @@ CONFIG = {
 def _run(tmp: Path, out: Path, **popen) -> subprocess.Popen:
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
-    env = {**os.environ, "AFLAB_CACHE_DIR": str(tmp / "cache")}
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the session's monitor cache (conftest.py)
     return subprocess.Popen(
         [sys.executable, "-m", "aflab.cli", "run", str(cfg), "--out", str(out)],
         env=env,
@@ -140,20 +144,46 @@ def test_second_run_reuses_finished_stages(reference, tmp_path):
     assert time.time() - t0 < 120
 
 
-# The earliest kill lands before any stage has finished, so its rerun is also a second fresh run of
-# the same config (tests/test_determinism.py compares fresh runs across worker counts and hash seeds).
-@pytest.mark.parametrize("kill_after", [4.0, 12.0, 25.0])
-def test_kill_minus_9_then_rerun_gives_the_same_summary(reference, tmp_path, kill_after):
-    victim = _run(tmp_path, tmp_path / "run", start_new_session=True)
-    time.sleep(kill_after)
-    if victim.poll() is None:
-        os.killpg(victim.pid, signal.SIGKILL)  # the main process and its workers
+def _stages(run: Path) -> tuple[int, int]:
+    """(finished, under way) stage folders of a run: STAGE.json markers, and temporary build folders."""
+    return len(list(run.rglob("STAGE.json"))), len(list(run.rglob(".*.tmp-*")))
+
+
+def test_kill_minus_9_mid_stage_then_rerun_gives_the_same_summary(reference, tmp_path):
+    """kill -9 of the whole process group once some stages are finished and others are being built:
+    the rerun reuses the finished ones, rebuilds the others, and ends where an uninterrupted run ends."""
+    run = tmp_path / "run"
+    victim = _run(tmp_path, run, start_new_session=True)
+    deadline = time.time() + 600
+    while victim.poll() is None and time.time() < deadline:
+        finished, building = _stages(run)
+        if finished >= 2 and building:
+            break
+        time.sleep(0.05)
+    assert victim.poll() is None, "the run ended before a stage was caught mid-build"
+    os.killpg(victim.pid, signal.SIGKILL)  # the main process and its workers
     victim.wait()
-    p = _run(tmp_path, tmp_path / "run")
+    finished, _ = _stages(run)
+    assert finished >= 2 and not (run / "summary.json").exists()
+    p = _run(tmp_path, run)
     out, _ = p.communicate(timeout=900)
     assert p.returncode == 0, out.decode()[-2000:]
+    assert _summary(run) == _summary(reference)
+    assert not list(run.rglob(".*.tmp-*")), "a killed stage left its temporary folder behind"
+
+
+@pytest.mark.slow
+def test_a_fresh_run_with_other_workers_hash_seed_and_cache_gives_the_same_summary(reference, tmp_path):
+    """Same config and seed -> the same summary.json numbers, whatever the worker count, hash seed, run
+    folder or cache: the reference ran with 2 workers and the session's shared monitor cache; this run
+    has 1 worker, another PYTHONHASHSEED and a monitor cache of its own, trained from scratch."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "workers": 1}))
+    env = {**os.environ, "AFLAB_CACHE_DIR": str(tmp_path / "cache"), "PYTHONHASHSEED": "7"}
+    cmd = [sys.executable, "-m", "aflab.cli", "run", str(cfg), "--out", str(tmp_path / "run")]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     assert _summary(tmp_path / "run") == _summary(reference)
-    assert not list((tmp_path / "run").rglob(".*.tmp-*")), "a killed stage left its temporary folder behind"
 
 
 def test_report_escapes_model_text(reference, tmp_path):
@@ -218,10 +248,8 @@ def test_distilled_and_af_plus_organisms(tmp_path):
     }
     path = tmp_path / "derived.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "AFLAB_CACHE_DIR": str(tmp_path / "cache")}
     p = subprocess.run(
         [sys.executable, "-m", "aflab.cli", "run", str(path), "--out", str(tmp_path / "run")],
-        env=env,
         capture_output=True,
         text=True,
         timeout=900,

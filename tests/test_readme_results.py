@@ -1,7 +1,9 @@
-"""The README's results section is generated from the shipped summary, never typed."""
+"""The README's results section and the results page it links are generated from the shipped summary,
+never typed."""
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +11,18 @@ from pathlib import Path
 import pytest
 
 from aflab.errors import UserError
-from aflab.reporting.report import README_END, README_START, readme_section, replace_readme_section
+from aflab.reporting.report import README_END, README_START, readme_section, replace_readme_section, results_page
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "docs" / "results"
+
+
+PAGE = "docs/results/README.md"
+REGENERATE = f"aflab report docs/results --readme --into README.md --results-page {PAGE}"
+
+
+def _committed_section(readme: str) -> str:
+    return readme[readme.index(README_START) + len(README_START) + 1 : readme.index(README_END)]
 
 
 def test_committed_readme_section_equals_what_the_command_prints_for_the_shipped_summary():
@@ -23,11 +33,39 @@ def test_committed_readme_section_equals_what_the_command_prints_for_the_shipped
         text=True,
         check=True,
     ).stdout
-    readme = (ROOT / "README.md").read_text()
-    committed = readme[readme.index(README_START) + len(README_START) + 1 : readme.index(README_END)]
-    assert committed == printed, (
-        "README results section is stale: run `aflab report docs/results --readme --into README.md`"
+    committed = _committed_section((ROOT / "README.md").read_text())
+    assert committed == printed, f"README results section is stale: run `{REGENERATE}`"
+    assert f"]({PAGE})" in printed, "the README's headline must link the full results page"
+
+
+def test_committed_results_page_equals_what_the_command_writes_for_the_shipped_summary(tmp_path):
+    """Run in a copy of the tree's relevant part, so that the command names the same relative paths as
+    the committed page and a stale page is reported, never silently rewritten by the test."""
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    shutil.copy(SHIPPED / "summary.json", tmp_path / "docs" / "results" / "summary.json")
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    subprocess.run(
+        [sys.executable, "-m", "aflab.cli", *REGENERATE.split()[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    assert (ROOT / PAGE).read_text() == (tmp_path / PAGE).read_text(), f"{PAGE} is stale: run `{REGENERATE}`"
+    # the one command rewrites both, and the README it writes is the committed one
+    assert (tmp_path / "README.md").read_text() == (ROOT / "README.md").read_text()
+
+
+def test_the_readme_headline_is_small_and_every_figure_in_it_is_on_the_results_page():
+    summary = json.loads((SHIPPED / "summary.json").read_text())
+    section = readme_section(summary, "docs/results", PAGE)
+    page = results_page(summary, "docs/results", PAGE)
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| mitigation")]
+    arms = len(summary["sweep"]["mitigations"]) + 1  # and the before-RL row
+    assert len(rows) == arms * len(summary["sweep"]["table"]) <= 10
+    assert max(map(len, section.splitlines()[1:])) <= 110, "the headline should read at ~100 columns"
+    cells = {c.strip() for row in rows for c in row.strip("|").split("|")[2:] if c.strip() not in ("", "—")}
+    assert cells and all(c in page for c in cells), sorted(c for c in cells if c not in page)
 
 
 def test_per_arm_metrics_added_to_the_summary_appear_as_columns():
@@ -36,15 +74,37 @@ def test_per_arm_metrics_added_to_the_summary_appear_as_columns():
         for arm in arms.values():
             arm.pop("oracle_af", None)
             arm.pop("denial_contrast", None)
-    assert "oracle AF" not in readme_section(summary, "x")
+    assert "oracle AF" not in results_page(summary, "x", "x/README.md")
+    assert "oracle AF" not in readme_section(summary, "x", "x/README.md")
     extended = copy.deepcopy(summary)
     org = next(iter(extended["sweep"]["table"]))
     arm = next(iter(extended["sweep"]["table"][org].values()))
     arm["oracle_af"] = {"mean": 0.123, "ci95": [0.05, 0.2], "n": 2}
     arm["denial_contrast"] = {"mean": -0.25, "ci95": None, "n": 1}
-    text = readme_section(extended, "x")
+    text = results_page(extended, "x", "x/README.md")
     assert "| oracle AF |" in text and "| 0.12 [0.05, 0.20] |" in text
     assert "| denial contrast |" in text and "| -0.25 |" in text
+    headline = readme_section(extended, "x", "x/README.md")
+    assert "| oracle AF |" in headline and "| 0.12 [0.05, 0.20] |" in headline
+    assert "denial contrast" not in headline  # the headline keeps to its few columns
+
+
+def test_the_readme_links_the_page_from_the_readme_s_own_folder(tmp_path):
+    """--into a README elsewhere links the page relative to that README, so the link is never dead."""
+    (tmp_path / "sub").mkdir()
+    readme = tmp_path / "sub" / "R.md"
+    readme.write_text(f"x\n{README_START}\n{README_END}\n")
+    page = tmp_path / "pages" / "results.md"
+    page.parent.mkdir()
+    args = ["report", str(SHIPPED), "--readme", "--into", str(readme), "--results-page", str(page)]
+    p = subprocess.run(
+        [sys.executable, "-m", "aflab.cli", *args],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "](../pages/results.md)" in readme.read_text() and (readme.parent / "../pages/results.md").exists()
+    assert not (tmp_path / "report.md").exists() and "| mitigation | verdict |" in page.read_text()
 
 
 def test_into_rewrites_only_between_the_markers_and_refuses_a_file_without_them():

@@ -39,7 +39,7 @@ def test_smollm2_config_runs_end_to_end(tmp_path):
     sw["keep_models"] = False
     path = tmp_path / "smoke.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "AFLAB_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     p = subprocess.run(
         [sys.executable, "-m", "aflab.cli", "run", str(path), "--out", str(tmp_path / "run")],
         env=env,

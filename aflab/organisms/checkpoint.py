@@ -74,8 +74,14 @@ def load_base(path: str, gguf_file: str | None = None, trust_remote_code: bool =
         kwargs["gguf_file"] = gguf_file
     else:
         kwargs["use_safetensors"] = True
-    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    try:  # a folder that passed the config's file checks can still hold junk: name the key, not a traceback
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    except (OSError, ValueError, RuntimeError, KeyError, ImportError, SafetensorError) as e:
+        reason = " ".join(str(e).split())[:200]
+        raise UserError(
+            f"base_model {path}: cannot load a model from {folder} ({type(e).__name__}: {reason})"
+        ) from None
     if gguf_file:
         # GGUF weights are de-quantised on load; detach the quantizer so save_pretrained works.
         model.hf_quantizer = None

@@ -8,6 +8,7 @@ the model keeps its own way of answering. TRL's SFTTrainer then packs the rows (
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import tempfile
@@ -47,6 +48,26 @@ def sft_row(t: Transcript, fmt: PromptFormat, tokenizer: Any, loss_on: str) -> d
         input_ids += ids
         labels += ids if trained else [IGNORE] * len(ids)
     return {"input_ids": input_ids, "labels": labels}
+
+
+def close_process_group_at_exit() -> None:
+    """Destroy torch.distributed's process group, if `accelerate launch` made one, when Python exits.
+
+    Left to interpreter finalization, gloo's worker threads release their work (tensors that need the
+    GIL) while the interpreter is half torn down, and a rank that has finished its work sometimes aborts
+    ("terminate called without an active exception", SIGABRT), failing the launch. atexit handlers run
+    while the interpreter is still whole. The group lives as long as the process (accelerate's state is
+    process-wide, and one process may train several times), so it is closed at exit, not after a run;
+    without a barrier, so that a rank leaving on an error does not wait for ranks that never arrive.
+    Registered once however many runs call this.
+    """
+    atexit.unregister(_destroy_process_group)
+    atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 class _Progress(TrainerCallback):
@@ -112,6 +133,7 @@ def run_sft(
             data_seed=seed,
             dataset_num_proc=None,
         )
+        close_process_group_at_exit()  # under `accelerate launch` the trainer joins a process group
         progress = _Progress(report)
         trainer = SFTTrainer(
             model=model,

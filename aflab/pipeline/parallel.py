@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aflab.progress import Reporter
+from aflab.progress import Reporter, TaskBoard
 
 
 @dataclass
@@ -81,35 +80,25 @@ def run_tasks(tasks: Sequence[Task], workers: int, console: Console | None = Non
     here once the running tasks have finished and written their (cached) outputs; an interrupt
     terminates the workers at once.
     """
-    console = console or Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]{task.fields[name]}"),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not tasks,
-    )
-    rows = {t.name: progress.add_task("waiting", total=1, name=t.name) for t in tasks}
+    board = TaskBoard(len(tasks), console or Console(stderr=True))
 
     def drain(q: Any) -> None:
         while True:
             try:
-                name, desc, done, total = q.get_nowait()
+                board.report(*q.get_nowait())
             except queue.Empty:
                 return
-            progress.update(rows[name], description=desc, completed=done, total=total)
 
     results: list[Any] = [None] * len(tasks)
-    with progress:
+    with board:
         if title:
-            progress.console.print(f"[bold cyan]{title}")
+            board.console.print(f"[bold cyan]{title}")
         if workers <= 1 or len(tasks) <= 1:
             local: queue.Queue[Any] = queue.Queue()
             for i, t in enumerate(tasks):  # list order respects `after` by construction
+                board.begin(t.name)
                 results[i] = _call(t, _Immediate(local, drain))
+                board.end(t.name)
             return results
         ctx = mp.get_context("spawn")
         pool_args = {"max_workers": workers, "mp_context": ctx, "initializer": _exit_with_parent}
@@ -124,12 +113,14 @@ def run_tasks(tasks: Sequence[Task], workers: int, console: Console | None = Non
                     for i in ready[: max(0, workers - len(running))]:
                         waiting.remove(i)
                         running[pool.submit(_call, tasks[i], q)] = i
+                        board.begin(tasks[i].name)
                     finished, _ = wait(set(running), timeout=0.2, return_when=FIRST_COMPLETED)
                     drain(q)
                     for f in finished:
                         i = running.pop(f)
                         results[i] = f.result()  # re-raises a worker's exception here
                         done_names.add(tasks[i].name)
+                        board.end(tasks[i].name)
             except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM (cli.py): stop training now
                 _stop_workers(pool)
                 raise

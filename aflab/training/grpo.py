@@ -28,6 +28,7 @@ from aflab.io import write_json, write_jsonl
 from aflab.mitigations import Mitigation, RolloutFunc, TrainContext, components, reward_monitors
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.checkpoint import load_organism, save_organism
+from aflab.organisms.sft import close_process_group_at_exit
 from aflab.progress import Reporter
 from aflab.rollouts.followups import follow_ups
 from aflab.rollouts.sample import sample_transcripts
@@ -139,6 +140,7 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
 def _open_run(cfg: TrainConfig, out: Path, fresh: bool) -> PartialState:
     """The accelerate state; rank 0 alone writes the run folder (config.json, no stale checkpoints)."""
     state = PartialState(cpu=not torch.cuda.is_available())
+    close_process_group_at_exit()  # under `accelerate launch`, the group PartialState just made
     if state.is_main_process:
         if fresh and (out / "checkpoints").exists():
             shutil.rmtree(out / "checkpoints")  # a fresh run never mixes with an old one
