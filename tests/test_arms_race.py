@@ -21,9 +21,6 @@ from aflab.pipeline.arms_race import ArmsRaceConfig, evaders, novelty, retrained
 from aflab.records import Transcript
 from tests.conftest import TINY_ORGANISM
 
-# One xdist worker runs this module, so its module-scoped fixtures are built once.
-pytestmark = pytest.mark.xdist_group("test_arms_race")
-
 ROUND_KEYS = {"round", "monitor", "recall_before", "recall_after", "oracle_af", "rationalised", "degenerate", "gap"}
 
 

@@ -19,9 +19,6 @@ from aflab.monitors.longform.composer import CRITERIA, KINDS, _pools, compose, c
 from aflab.monitors.validation import evaluate_monitor
 from aflab.records import load_transcripts
 
-# One xdist worker runs this module, so its module-scoped fixtures are built once.
-pytestmark = pytest.mark.xdist_group("test_criteria")
-
 VALIDATION_B = Path(__file__).resolve().parent.parent / "aflab" / "monitors" / "longform" / "validation_b.jsonl"
 
 # ------------------------------------------------------------------------------------ corpus

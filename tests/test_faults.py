@@ -439,7 +439,7 @@ SIGNAL_RUN = {
             "name": name,
             "data": {"n_examples": 160, "phrasings_per_step": 2, "max_phrase_words": 8},
             "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "vocab_size": 400},
-            "sft": {"max_steps": 40, "batch_size": 8},
+            "sft": {"max_steps": 16, "batch_size": 8},
         }
         for name in ("a", "b")
     ],

@@ -16,9 +16,6 @@ import yaml
 from aflab.stats import REPLICA_T
 from tests.conftest import TINY_ORGANISM
 
-# One xdist worker runs this module, so its module-scoped fixtures are built once.
-pytestmark = pytest.mark.xdist_group("test_pipeline")
-
 CONFIG = {
     "name": "tiny",
     "seed": 0,
