@@ -250,6 +250,21 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise UserError(f"{path}: empty file, expected JSONL records (one JSON object per line)")
 
 
+def read_json(path: str | Path) -> Any:
+    """One JSON document (a summary.json, a manifest) that a person may have edited or damaged:
+    anything unreadable is a UserError naming the file and line, like a bad JSONL record."""
+    text = read_text(path)
+    try:
+        return json.loads(text, parse_float=_finite_float)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where(path, e.lineno)}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply") from None
+    except ValueError as e:  # after JSONDecodeError, its subclass: a number Python cannot hold
+        found = long_number(text)
+        raise UserError(f"{where(path, found[0]) if found else path}: {number_problem(e, text)}") from None
+
+
 class NumberOutOfRange(ValueError):
     """A JSON number beyond a 64-bit float (1e99999): Python would read it as infinity, silently."""
 

@@ -345,6 +345,23 @@ def test_an_organism_path_that_is_not_an_organism(tmp_path, capsys):
     assert code == 2 and "not an aflab organism" in err
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"organisms": {},\n "n": ' + "9" * 5000 + "}", "summary.json:2: a number of 5000 digits"),
+        ('{"organisms": {}, "x": 1e999}', "summary.json: number 1e999 is out of range"),
+        ('{"organisms": {},\n "n": }', "summary.json:2: not valid JSON"),
+    ],
+    ids=["huge_int", "huge_float", "broken"],
+)
+def test_an_unreadable_summary_exits_2_naming_the_file(tmp_path, capsys, text, expected):
+    """`aflab report` reads a summary.json that a person may have edited: the same one-line errors as JSONL."""
+    (tmp_path / "summary.json").write_text(text)
+    for args in (["report", str(tmp_path)], ["report", str(tmp_path), "--readme"]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_missing_files_and_unknown_monitor(tmp_path, capsys):
     code, _, err = run_cli(["evaluate", "--transcripts", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)], capsys)
     assert code == 2 and "no such file" in err

@@ -38,7 +38,7 @@ def stage_done(folder: Path, key: Any) -> bool:
         return False
     try:
         info = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not JSON, or a number Python cannot hold
         info = None
     if not isinstance(info, dict) or not isinstance(info.get("files"), dict):
         print(f"warning: {marker}: damaged or without checksums (older aflab); rebuilding {folder}", file=sys.stderr)

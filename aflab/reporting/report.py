@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import json
 import os
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from aflab.errors import UserError, where
-from aflab.io import atomic_write_bytes, atomic_write_text, read_text
+from aflab.io import atomic_write_bytes, atomic_write_text, read_json
 from aflab.reporting import sweep_section as S
 from aflab.reporting.plots import compliance_bars
 from aflab.stats import fmt
@@ -194,10 +193,7 @@ README_END = "<!-- results:end -->"
 def load_summary(run_dir: Path) -> dict[str, Any]:
     """RUN_DIR/summary.json, or a UserError naming the file."""
     path = run_dir / "summary.json"
-    try:
-        summary = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where(path, e.lineno)}: not valid JSON ({e.msg})") from None
+    summary = read_json(path)
     if not isinstance(summary, dict) or not isinstance(summary.get("organisms"), dict):
         raise UserError(f"{where(path, key='organisms')}: missing; not a summary.json written by `aflab run`")
     return summary
