@@ -37,7 +37,6 @@ EXECUTORS = ("local", "ray")
 MISMATCH = "aflab on a worker differs: "
 # Passed from the driver to every Ray worker: the cache folder, the judge backend, and so on.
 FORWARDED_ENV = ("AFLAB_", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
-LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 
 class Executor(Protocol):
@@ -86,13 +85,13 @@ class RayExecutor:
             if not self.token_file.is_file():
                 raise UserError(f"{self.token_file}: --token-file: no such file")
             os.environ["RAY_AUTH_TOKEN_PATH"] = str(self.token_file.resolve())
-        if self.address is None or self.address.rpartition(":")[0] in LOOPBACK:
-            # Ray binds a local instance to loopback only, and a driver finds a cluster on loopback,
-            # only while it thinks clusters are off (checked when ray is imported).
+        if self.address is None:
+            # Ray binds a local instance to loopback only while it thinks clusters are off (read when
+            # ray is imported); and it would write a token to ~/.ray/auth_token unless one is given:
+            # this one lives and dies with the instance.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        if self.address is None and not {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ):
-            # Ray would write a token to ~/.ray/auth_token; this one lives and dies with the instance.
-            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+            if not {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ):
+                os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         try:
             import ray
         except ImportError:
