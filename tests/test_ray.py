@@ -122,19 +122,24 @@ def ray_smoke(cluster, tmp_path_factory) -> dict:
 
 
 def _resume_from(ray_smoke: dict, out: Path) -> None:
-    """A fresh run folder that already holds the organism stages (as a run that got that far would):
-    only the RL runs are left to do."""
+    """A fresh run folder that already holds every stage but one RL run's (as a run that got that far
+    would): only `output_only` is left to train, and only its worker is there to kill."""
     shutil.copytree(ray_smoke["run"] / "organisms", out / "organisms")
+    done = Path("sweep", "tiny", "null_update")
+    shutil.copytree(ray_smoke["run"] / done, out / done)
 
 
-def _building(out: Path, timeout: float = 120) -> tuple[Path, int]:
-    """The first RL stage being built and the pid of the worker building it (its temp folder's name)."""
+def _building(out: Path, timeout: float = 120, other_than: int = -1) -> tuple[Path, int]:
+    """An RL stage being built and the pid of the worker building it (its temp folder's name)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for tmp in out.glob("sweep/*/*/.seed0.tmp-*"):
-            return tmp, int(tmp.name.rsplit("-", 1)[1])
+            if (pid := int(tmp.name.rsplit("-", 1)[1])) != other_than:
+                return tmp, pid
         time.sleep(0.05)
-    raise AssertionError("no RL stage was started")
+    raise AssertionError(
+        "no RL stage was started" + (f" after worker {other_than} was killed" if other_than > 0 else "")
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -167,21 +172,28 @@ def test_smoke_through_ray_equals_local_number_for_number(local_smoke, ray_smoke
 def test_a_worker_killed_mid_stage_is_retried_and_the_result_is_unchanged(cluster, local_smoke, ray_smoke, tmp_path):
     out = tmp_path / "run"
     _resume_from(ray_smoke, out)
+    t0 = time.perf_counter()
     p = _aflab(*_on_ray(cluster, out, ray_smoke["cache"]))
     stage, pid = _building(out)
     os.kill(pid, signal.SIGKILL)
     t_kill = time.perf_counter()
+    _, retry = _building(out, other_than=pid)  # Ray started the task again, in another worker
     err = _finish(p)
+    t_end = time.perf_counter()
     assert differences(local_smoke, _summary(out)) == [], err[-2000:]
-    assert not _alive(pid)
+    assert not _alive(pid) and retry != pid
     assert not list(stage.parent.glob(".seed0.tmp-*")), "the killed build's temp folder was left behind"
-    print(f"killed worker {pid} building {stage.parent.name}; run finished {time.perf_counter() - t_kill:.1f} s later")
+    print(
+        f"\nkilled worker {pid} {t_kill - t0:.1f} s into the run, while it built {stage.parent.name}; retried in"
+        f" {retry}; the run finished {t_end - t_kill:.1f} s after the kill ({t_end - t0:.1f} s in all)"
+    )
 
 
 def test_sigterm_cancels_the_runs_tasks_and_keeps_finished_stages(cluster, ray_smoke, tmp_path):
     out = tmp_path / "run"
     _resume_from(ray_smoke, out)
-    markers = {m: json.loads(m.read_text()) for m in out.glob("organisms/*/*/STAGE.json")}
+    markers = {m: json.loads(m.read_text()) for m in out.rglob("STAGE.json")}
+    assert len(markers) == 4  # data, model, baseline, one RL run
     p = _aflab(*_on_ray(cluster, out, ray_smoke["cache"]))
     _, pid = _building(out)
     p.send_signal(signal.SIGTERM)
