@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end, like test_pipeline (CI runs it)
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'); CI installs it")
 
 from aflab.config import packaged_config  # noqa: E402
