@@ -94,7 +94,7 @@ def test_the_cli_picks_the_executor():
         make_executor("slurm", 2, cfg.resources, 2)
 
 
-def test_differences_ignore_only_wall_times_and_folders():
+def test_differences_ignore_only_times_and_folders():
     a = {"wall_s": 1.0, "sweep": {"runs": [{"folder": "/a", "gap": 0.25, "n": 4}]}}
     assert differences(a, {"wall_s": 9.0, "sweep": {"runs": [{"folder": "/b", "gap": 0.25, "n": 4}]}}) == []
     assert differences(a, {"wall_s": 1.0, "sweep": {"runs": [{"folder": "/a", "gap": 0.250001, "n": 4}]}}) == [

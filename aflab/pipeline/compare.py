@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-IGNORED = frozenset({"wall_s", "folder"})  # time taken and where: not results
+IGNORED = frozenset({"wall_s", "timings_s", "folder"})  # time taken and where: not results
 
 
 def differences(a: Any, b: Any, path: str = "") -> list[str]:
