@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow  # end to end, like test_pipeline (CI runs it)
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'); CI installs it")
+pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'); CI installs it")
 
 from aflab.config import packaged_config  # noqa: E402
 from aflab.io import damaged_files  # noqa: E402
@@ -61,11 +61,10 @@ def cluster() -> Iterator[dict]:
         *("--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(tmp / "ray")),
     ]
     env = _env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    head = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    log = (tmp / "head.log").open("w")  # a file, not a pipe nobody reads: Ray must never block on it
+    head = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_for_port(port, head)
+        _wait_for_port(port, head, tmp / "head.log")
         yield {"address": f"127.0.0.1:{port}", "token": token, "head": head, "tmp": tmp}
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
@@ -73,13 +72,14 @@ def cluster() -> Iterator[dict]:
             head.wait(timeout=30)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # whatever of this head's group is left
+        log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _wait_for_port(port: int, head: subprocess.Popen, timeout: float = 90) -> None:
+def _wait_for_port(port: int, head: subprocess.Popen, log: Path, timeout: float = 90) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        assert head.poll() is None, head.stdout.read() if head.stdout else "ray start exited"
+        assert head.poll() is None, log.read_text()[-3000:]
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
