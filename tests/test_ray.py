@@ -222,7 +222,7 @@ def test_a_worker_with_another_aflab_fails_in_one_line_not_a_hang(cluster, tmp_p
     )
     assert p.returncode == 2, p.stderr[-2000:]
     lines = [x for x in p.stderr.splitlines() if x.startswith("error:")]
-    assert len(lines) == 1 and "aflab on a worker differs" in lines[0] and "0000000000000000" in lines[0], p.stderr
+    assert len(lines) == 1 and "differs from the driver's" in lines[0] and "0000000000000000" in lines[0], p.stderr
     assert "Traceback" not in p.stderr
 
 

@@ -32,9 +32,10 @@ from aflab.pipeline.parallel import Task, configure_worker, run_tasks
 from aflab.progress import Reporter
 
 EXECUTORS = ("local", "ray")
-# A worker that cannot run this aflab raises a RuntimeError whose message starts with this; the
-# driver turns it into one line and exit 2 (a builtin type, so that it unpickles without aflab).
-MISMATCH = "aflab on a worker differs: "
+# A worker unfit for the run (no aflab, another aflab, Ray without the driver's authentication) raises
+# a RuntimeError whose message starts with this; the driver prints the rest as one line and exits 2
+# (a builtin type, so that it unpickles without aflab).
+REFUSED = "aflab worker refused: "
 # Passed from the driver to every Ray worker: the cache folder, the judge backend, and so on.
 FORWARDED_ENV = ("AFLAB_", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
 
@@ -160,9 +161,10 @@ def _run_on_ray(
     removes)."""
     from ray.util.queue import Empty, Queue
 
+    token = _check_authentication(ray)
     sink = Queue(actor_options={"num_cpus": 0})  # progress from the workers: (name, desc, done, total)
     body = ray.remote(_task_body())
-    expected = (aflab.__version__, source_digest())
+    expected = (aflab.__version__, source_digest(), token)
     refs: dict[str, Any] = {}
     for t in tasks:  # list order respects `after` by construction
         r = getattr(resources, t.kind)
@@ -205,8 +207,8 @@ def _result(ray: Any, ref: Any) -> Any:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
         cause = e.cause
-        if isinstance(cause, RuntimeError) and str(cause).startswith(MISMATCH):
-            raise UserError(str(cause)) from None
+        if isinstance(cause, RuntimeError) and str(cause).startswith(REFUSED):
+            raise UserError(str(cause).removeprefix(REFUSED)) from None
         if isinstance(cause, Exception):
             raise cause from e
         raise
@@ -232,7 +234,7 @@ def _task_body() -> Callable[..., Any]:
     not as a reference into aflab: a worker without aflab, or with another aflab, can still run it and
     say so in one line, instead of failing to unpickle its task or, worse, computing other numbers."""
 
-    def body(name: str, payload: bytes, expected: tuple[str, str], sink: Any, *upstream: Any) -> Any:
+    def body(name: str, payload: bytes, expected: tuple[str, str, bool], sink: Any, *upstream: Any) -> Any:
         import os
         import pickle
         import socket
@@ -240,19 +242,63 @@ def _task_body() -> Callable[..., Any]:
         where = f"{socket.gethostname()} (pid {os.getpid()})"
         try:
             import aflab
-            from aflab.pipeline.executors import run_payload, source_digest
+            from aflab.pipeline.executors import _auth_probe, run_payload, source_digest
         except Exception as e:
-            raise RuntimeError(f"{MISMATCH}{where}: cannot import aflab ({type(e).__name__}: {e})") from None
+            raise RuntimeError(f"{REFUSED}{where} cannot import aflab ({type(e).__name__}: {e})") from None
         found = (aflab.__version__, source_digest())
-        if found != tuple(expected):
+        if found != tuple(expected[:2]):
             raise RuntimeError(
-                f"{MISMATCH}{where} has aflab {found[0]} (source {found[1]}), the driver {expected[0]} "
-                f"(source {expected[1]}): install the same aflab on every node"
+                f"{REFUSED}aflab on {where} differs from the driver's: {found[0]} (source {found[1]}) against "
+                f"{expected[0]} (source {expected[1]}); install the same aflab on every node"
+            )
+        if expected[2] and not _auth_probe()()[1]:
+            raise RuntimeError(
+                f"{REFUSED}Ray on {where} runs without token authentication: anyone who reaches that node can "
+                "run code on it; start every node with RAY_AUTH_MODE=token (docs/CLUSTER.md)"
             )
         fn, kwargs = pickle.loads(payload)
         return run_payload(name, fn, kwargs, sink)
 
     return body
+
+
+def _check_authentication(ray: Any) -> bool:
+    """Whether this driver uses token authentication; if it does, a worker of the cluster must too.
+    Ray would connect a token driver to a cluster without authentication and fail later, obscurely;
+    and such a cluster runs anyone's code. A cluster used knowingly without tokens needs
+    RAY_AUTH_MODE=disabled on the driver as well."""
+    token = _auth_probe()()[1]
+    if not token:
+        return False
+    try:
+        host, cluster_token = ray.get(ray.remote(_auth_probe()).options(num_cpus=0).remote(), timeout=120)
+    except ray.exceptions.GetTimeoutError:
+        raise UserError("no worker of the Ray cluster answered within 120 s (are its nodes up?)") from None
+    if not cluster_token:
+        raise UserError(
+            f"the Ray cluster (node {host}) runs without token authentication: anyone who reaches it can run "
+            "code on it. Start its nodes with RAY_AUTH_MODE=token (docs/CLUSTER.md), or set "
+            "RAY_AUTH_MODE=disabled for this command to use it as it is"
+        )
+    return True
+
+
+def _auth_probe() -> Callable[[], tuple[str, bool]]:
+    """A function that says where it runs and whether Ray runs there with token authentication (Ray's own
+    answer, $RAY_AUTH_MODE where that private API is missing). Made here so that it travels by value:
+    it answers on a worker that has no aflab."""
+
+    def probe() -> tuple[str, bool]:
+        import os
+        import socket
+
+        try:
+            from ray._private.authentication.authentication_utils import is_token_auth_enabled
+        except ImportError:
+            return socket.gethostname(), os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+        return socket.gethostname(), is_token_auth_enabled()
+
+    return probe
 
 
 def run_payload(name: str, fn: Callable[..., Any], kwargs: dict[str, Any], sink: Any) -> Any:
