@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,6 +45,37 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
     _DEBUG["on"] = debug
 
 
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", help="Where tasks run: local (worker processes here) or ray (docs/CLUSTER.md).")
+]
+AddressOpt = Annotated[
+    str | None, typer.Option(help="With --executor ray: the cluster's HOST:PORT; default: a local Ray instance.")
+]
+TokenOpt = Annotated[
+    Path | None,
+    typer.Option("--token-file", help="With --executor ray: the cluster's auth token (else $RAY_AUTH_TOKEN)."),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(help="Cache folder (monitors, judge answers), default the config's cache_dir or $AFLAB_CACHE_DIR."),
+]
+
+
+def _placement(
+    cfg: Any, out: Path | None, executor: str, address: str | None, token: Path | None, cache: Path | None
+) -> tuple[Any, Path]:
+    """The executor and run folder a command asks for. On Ray the run folder is absolute, since the
+    workers' working folder is not ours, and it must be one every node sees (docs/CLUSTER.md)."""
+    from aflab.pipeline.executors import make_executor
+
+    folder = cache or cfg.cache_dir
+    if folder:  # before any worker starts: they inherit it (local) or are sent it (ray)
+        os.environ["AFLAB_CACHE_DIR"] = str(Path(folder).expanduser().absolute())
+    run = make_executor(executor, cfg.workers, cfg.resources, cfg.max_retries, address, token)
+    run_dir = _WRITING["under"] = out or Path("runs") / cfg.name
+    return run, run_dir.absolute() if executor == "ray" else run_dir
+
+
 @app.command()
 def run(
     config: Annotated[
@@ -53,6 +84,10 @@ def run(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder; default runs/<config name>.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Parallel worker processes.")] = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    token_file: TokenOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """The main job: build organisms, evaluate, RL under each mitigation, audit, report."""
     from aflab.config import RunConfig, load_config, resolve_config
@@ -62,8 +97,8 @@ def run(
     cfg = load_config(path, RunConfig)
     if workers is not None:
         cfg = cfg.model_copy(update={"workers": workers})
-    run_dir = _WRITING["under"] = out or Path("runs") / cfg.name
-    summary = run_all(cfg, run_dir, config_path=path)  # locks run_dir: one writer at a time
+    tasks_on, run_dir = _placement(cfg, out, executor, address, token_file, cache)
+    summary = run_all(cfg, run_dir, config_path=path, executor=tasks_on)  # locks run_dir: one writer at a time
     err.print(f"[green]done[/green]: {run_dir}/summary.json, report.html, report.md ({summary['wall_s']:.0f} s)")
 
 
@@ -74,6 +109,10 @@ def arms_race(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder; default runs/<config name>.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Parallel worker processes.")] = None,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    token_file: TokenOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Rounds of RL against a scratchpad monitor retrained each round on what evaded it."""
     from aflab.config import load_config, resolve_config
@@ -83,8 +122,8 @@ def arms_race(
     cfg = load_config(path, ArmsRaceConfig)
     if workers is not None:
         cfg = cfg.model_copy(update={"workers": workers})
-    run_dir = _WRITING["under"] = out or Path("runs") / cfg.name
-    result = run_arms_race(cfg, run_dir)  # locks run_dir: one writer at a time
+    tasks_on, run_dir = _placement(cfg, out, executor, address, token_file, cache)
+    result = run_arms_race(cfg, run_dir, executor=tasks_on)  # locks run_dir: one writer at a time
     err.print(f"[green]done[/green]: {run_dir}/arms_race.json, report.md ({result['wall_s']:.0f} s)")
 
 

@@ -320,14 +320,46 @@ class EvaluationSpec(Strict):
     bootstrap: PosInt = 2000
 
 
-class RunConfig(Strict):
+class TaskResources(Strict):
+    """What one task asks the Ray scheduler for (`--executor ray`); Ray starts it on a node that has it free."""
+
+    num_cpus: Annotated[float, Field(ge=0, le=1024)] = 1  # tasks use one torch thread: 1 is right on CPU
+    num_gpus: Annotated[float, Field(ge=0, le=64)] = 0  # real models: 1 per RL run (fractions share a GPU)
+
+
+class Resources(Strict):
+    """Resources per kind of task, for the `ray` executor only (the local one runs `workers` tasks at
+    a time on this machine). The kinds are the tasks of the stage graph: `sft` builds one organism
+    (data, SFT, baseline evaluation), `monitors` trains the learned monitors once, `rl` is one RL
+    run and its audit (an arms-race round too)."""
+
+    sft: TaskResources = Field(default_factory=TaskResources)
+    monitors: TaskResources = Field(default_factory=TaskResources)
+    rl: TaskResources = Field(default_factory=TaskResources)
+
+
+class ExecutorKeys(Strict):
+    """Keys that say where and how tasks run, shared by `aflab run` and `aflab arms-race` configs. None
+    of them enters a stage's cache key: the same config gives the same numbers on either executor,
+    and a run moved to a cluster reuses every finished stage."""
+
+    workers: PosInt = 2  # local executor: tasks at a time
+    resources: Resources = Field(default_factory=Resources)  # ray executor: per task kind
+    # ray executor: how often a task whose worker process or node died is started again (stages are
+    # content-keyed, so a retry reuses what the dead attempt finished)
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 2
+    # the cache of trained monitors and judge answers ($AFLAB_CACHE_DIR, else ~/.cache/aflab); on a
+    # cluster a folder every node sees, like the run folder (docs/CLUSTER.md). `--cache` overrides it.
+    cache_dir: str | None = None
+
+
+class RunConfig(ExecutorKeys):
     name: Annotated[str, Field(pattern=NAME)] = "quickstart"
     seed: Seed = 0
     organisms: list[OrganismConfig] = Field(min_length=1)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     sweep: SweepSpec | None = None
-    workers: PosInt = 2
     # Organism-to-organism variation is large: every organism is built this many times, replica k
     # from data and SFT seed `seed + k` (k = 0 is folder organisms/<name>, the others
     # organisms/<name>@o<k>). The sweep runs its RL seeds on every replica, and its intervals are the

@@ -32,16 +32,15 @@ from rich.console import Console
 from aflab.config import (
     NAME,
     EvaluationSpec,
+    ExecutorKeys,
     FinalEvalSpec,
     MitigationSpec,
     MonitorRef,
     OrganismConfig,
-    PosInt,
     ProcessSupervisionSpec,
     RLSpec,
     SamplingSpec,
     Seed,
-    Strict,
     TrainConfig,
     load_yaml,
     packaged_config,
@@ -55,8 +54,9 @@ from aflab.io import file_sha256, folder_lock, iter_jsonl, write_json, write_jso
 from aflab.monitors.base import Monitor, get_monitor, monitor_class
 from aflab.monitors.learned import LearnedMonitor
 from aflab.pipeline.cache import MARKER, digest, timed_stage
+from aflab.pipeline.executors import Executor, LocalExecutor
 from aflab.pipeline.organisms import model_key, organism_kwargs, organism_task
-from aflab.pipeline.parallel import Task, run_tasks
+from aflab.pipeline.parallel import Task
 from aflab.pipeline.sweep import audit_monitor, load_mediation, speaks_bank, warm_monitors
 from aflab.progress import Reporter
 from aflab.records import Transcript, load_transcripts
@@ -69,7 +69,7 @@ def _learned() -> ProcessSupervisionSpec:
     return ProcessSupervisionSpec(monitor=MonitorRef("learned"))
 
 
-class ArmsRaceConfig(Strict):
+class ArmsRaceConfig(ExecutorKeys):
     """`aflab arms-race`: one organism, `rounds` rounds of RL per seed against a retrained monitor."""
 
     name: Annotated[str, Field(pattern=NAME)] = "arms_race"
@@ -86,7 +86,6 @@ class ArmsRaceConfig(Strict):
     audit_monitors: list[MonitorRef] = Field(
         default_factory=lambda: [MonitorRef("keyword"), MonitorRef("auditor")], min_length=1
     )
-    workers: PosInt = 2
 
     @field_validator("organism", mode="before")
     @classmethod
@@ -521,10 +520,11 @@ def gap_follows(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
 # The job
 
 
-def run_arms_race(cfg: ArmsRaceConfig, run_dir: Path) -> dict[str, Any]:
-    """Run (or resume) the race in `run_dir`; a second process on the same folder is refused."""
+def run_arms_race(cfg: ArmsRaceConfig, run_dir: Path, executor: Executor | None = None) -> dict[str, Any]:
+    """Run (or resume) the race in `run_dir`, its tasks on `executor` (default: the local process
+    pool); a second process on the same folder is refused."""
     with folder_lock(run_dir):
-        return _run(cfg, run_dir)
+        return _run(cfg, run_dir, executor or LocalExecutor(cfg.workers))
 
 
 def round_kwargs(cfg: ArmsRaceConfig, run_dir: Path, seed: int, round_: int) -> dict[str, Any]:
@@ -546,22 +546,28 @@ def race_tasks(cfg: ArmsRaceConfig, run_dir: Path) -> list[Task]:
     """The organism and the monitors first (in parallel), then each seed's rounds in order."""
     org, ps = cfg.organism, cfg.process_supervision
     tasks = [
-        Task("organism", organism_task, organism_kwargs(run_dir, org, cfg.seed, cfg.sampling, cfg.evaluation)),
-        Task("monitors", monitors_task, {"names": [m.spec() for m in (ps.monitor, *cfg.audit_monitors)]}),
+        Task(
+            "organism", organism_task, organism_kwargs(run_dir, org, cfg.seed, cfg.sampling, cfg.evaluation), kind="sft"
+        ),
+        Task(
+            "monitors", monitors_task, {"names": [m.spec() for m in (ps.monitor, *cfg.audit_monitors)]}, kind="monitors"
+        ),
     ]
     for r in range(cfg.rounds):
         for s in cfg.seeds:
             after = ("organism", "monitors", *((f"seed{s}/round{r - 1}",) if r else ()))
-            tasks.append(Task(f"seed{s}/round{r}", round_task, round_kwargs(cfg, run_dir, s, r), after=after))
+            tasks.append(
+                Task(f"seed{s}/round{r}", round_task, round_kwargs(cfg, run_dir, s, r), after=after, kind="rl")
+            )
     return tasks
 
 
-def _run(cfg: ArmsRaceConfig, run_dir: Path) -> dict[str, Any]:
+def _run(cfg: ArmsRaceConfig, run_dir: Path, executor: Executor) -> dict[str, Any]:
     t0 = time.perf_counter()
     write_json(run_dir / "arms_race_config.json", cfg.model_dump(mode="json"))
     tasks = race_tasks(cfg, run_dir)
     title = f"Arms race: organism, then {cfg.rounds} rounds x {len(cfg.seeds)} seeds against a retrained monitor"
-    organism, monitors, *played = run_tasks(tasks, cfg.workers, Console(stderr=True), title=title)
+    organism, monitors, *played = executor.run(tasks, Console(stderr=True), title=title)
     timings: dict[str, float] = {"tasks_wall": round(time.perf_counter() - t0, 2)}
     timings.update({f"organism.{k}": v for k, v in organism["timings"].items()})
     timings.update(monitors)

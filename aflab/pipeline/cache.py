@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aflab
-from aflab.io import damaged_files, folder_checksums, write_json
+from aflab.io import acquire_lock, damaged_files, folder_checksums, write_json
 
 MARKER = "STAGE.json"
 
@@ -52,22 +53,35 @@ def stage_done(folder: Path, key: Any) -> bool:
 
 
 def run_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | None]) -> tuple[Path, bool]:
-    """Build `folder` unless an identical build is already there. Returns (folder, was_cached)."""
+    """Build `folder` unless an identical build is already there. Returns (folder, was_cached).
+
+    The build holds the lock `.NAME.lock` beside the folder, so two workers (two processes, or two
+    nodes of a cluster on shared storage) never build the same stage at once: the second waits and
+    then finds it done. Only the lock's holder may remove the temporary folders of earlier, killed
+    builds, which is what makes that safe while another node might be building."""
     if stage_done(folder, key):
         return folder, True
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed build of this stage
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True)
-    info = build(tmp) or {}
-    write_json(tmp / MARKER, {"digest": digest(key), "key": key, **info, "files": folder_checksums(tmp)})
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with acquire_lock(folder.with_name(f".{folder.name}.lock"), folder, wait_s=-1):
+        if stage_done(folder, key):  # built by the worker we waited for
+            return folder, True
+        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed build of this stage
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = folder.with_name(f".{folder.name}.tmp-{_builder()}")
+        tmp.mkdir(parents=True)
+        info = build(tmp) or {}
+        write_json(tmp / MARKER, {"digest": digest(key), "key": key, **info, "files": folder_checksums(tmp)})
+        old = folder.with_name(f".{folder.name}.old-{_builder()}")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
     return folder, False
+
+
+def _builder() -> str:
+    """Who is building, for temporary names: the host as well as the pid, since on shared storage two
+    nodes' processes can have the same pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def timed_stage(folder: Path, key: Any, build: Callable[[Path], dict[str, Any] | None]) -> float:

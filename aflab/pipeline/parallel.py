@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 
@@ -30,6 +30,7 @@ class Task:
     fn: Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()  # names of tasks that must finish first
+    kind: Literal["sft", "monitors", "rl"] = "rl"  # which `resources` entry the ray executor asks for
 
 
 def configure_worker() -> None:

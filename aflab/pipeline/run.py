@@ -19,8 +19,9 @@ from aflab.config import RunConfig
 from aflab.evaluation.aggregate import aggregate
 from aflab.io import folder_lock, write_json
 from aflab.mitigations import reward_monitors
+from aflab.pipeline.executors import Executor, LocalExecutor
 from aflab.pipeline.organisms import instance_name, organism_kwargs, organism_task
-from aflab.pipeline.parallel import Task, run_tasks
+from aflab.pipeline.parallel import Task
 from aflab.pipeline.sweep import baseline_audit, sweep_task, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
 
@@ -28,13 +29,16 @@ PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", 
 LOCKS = Path(__file__).resolve().parents[2] / "locks"
 
 
-def run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None = None) -> dict[str, Any]:
-    """Run (or resume) the whole job in `run_dir`; a second process on the same folder is refused."""
+def run_all(
+    cfg: RunConfig, run_dir: Path, config_path: Path | None = None, executor: Executor | None = None
+) -> dict[str, Any]:
+    """Run (or resume) the whole job in `run_dir`, its tasks on `executor` (default: the local process
+    pool); a second process on the same folder is refused."""
     with folder_lock(run_dir):
-        return _run_all(cfg, run_dir, config_path)
+        return _run_all(cfg, run_dir, config_path, executor or LocalExecutor(cfg.workers))
 
 
-def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[str, Any]:
+def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: Executor) -> dict[str, Any]:
     console = Console(stderr=True)
     t0 = time.perf_counter()
     write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
@@ -47,16 +51,17 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None) -> dict[st
                 run_dir, o, cfg.seed, cfg.sampling, cfg.evaluation, by_name[o.teacher] if o.teacher else None, k
             ),
             after=(instance_name(o.teacher, k),) if o.teacher else (),
+            kind="sft",
         )
         for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))
         for k in range(cfg.organism_seeds)
     ]
     if cfg.sweep is not None:
         names = sorted({*cfg.sweep.audit_monitors, *(m for mit in cfg.sweep.mitigations for m in reward_monitors(mit))})
-        tasks.insert(1, Task("monitors", warm_monitors, {"names": names}))
+        tasks.insert(1, Task("monitors", warm_monitors, {"names": names}, kind="monitors"))
         tasks += sweep_tasks(cfg, run_dir, after=("monitors",))
     title = "Organisms (data -> SFT -> baseline)" + (" and the RL sweep (x mitigations x seeds)" if cfg.sweep else "")
-    results = dict(zip([t.name for t in tasks], run_tasks(tasks, cfg.workers, console, title=title), strict=True))
+    results = dict(zip([t.name for t in tasks], executor.run(tasks, console, title=title), strict=True))
     organisms = [results[instance_name(o.name, k)] for o in cfg.organisms for k in range(cfg.organism_seeds)]
     timings = {
         "tasks_wall": round(time.perf_counter() - t0, 2),

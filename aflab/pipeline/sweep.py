@@ -143,6 +143,7 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
                     "keep_model": sw.keep_models,
                 },
                 after=(instance, *after),
+                kind="rl",
             )
         )
     return tasks
