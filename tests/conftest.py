@@ -37,6 +37,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 _CACHE_OWNER = pytest.StashKey[bool]()
 
+# The modules with the longest end-to-end runs, longest first (from `--durations` of a fresh-clone run
+# of the README's test command). xdist gives each module to one worker whole (--dist loadscope, in
+# pyproject.toml), in collection order: when these start first the short modules fill the gaps,
+# instead of one long module running alone at the end while the other worker idles.
+LONGEST_FIRST = (
+    "test_real_model.py",
+    "test_pipeline.py",
+    "test_ray.py",
+    "test_faults.py",
+    "test_arms_race.py",
+    "test_training.py",
+    "test_distributed.py",
+    "test_plugins.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 TINY_ORGANISM = {
     "name": "tiny",
     "data": {"n_examples": 160, "phrasings_per_step": 2, "max_phrase_words": 8, "interrogation_share": 0.3},

@@ -157,6 +157,7 @@ def test_config_needs_a_retrainable_training_monitor_held_out_of_the_audit():
 
 TINY_RACE = {
     "name": "tiny_race",
+    "workers": 1,  # in-process: nothing here is about the worker count, and a pool only adds start-ups
     "organism": TINY_ORGANISM,
     "sampling": {"max_new_tokens": 48},
     "rounds": 2,

@@ -58,12 +58,12 @@ CONFIG = {
 }
 
 
-def _run(tmp: Path, out: Path, **popen) -> subprocess.Popen:
+def _run(tmp: Path, out: Path, *args: str, **popen) -> subprocess.Popen:
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the session's monitor cache (conftest.py)
     return subprocess.Popen(
-        [sys.executable, "-m", "aflab.cli", "run", str(cfg), "--out", str(out)],
+        [sys.executable, "-m", "aflab.cli", "run", str(cfg), "--out", str(out), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -132,7 +132,7 @@ def test_writes_every_output_and_the_contract_fields(reference):
 def test_second_run_reuses_finished_stages(reference, tmp_path):
     before = _summary(reference)
     t0 = time.time()
-    p = _run(reference.parent, reference)
+    p = _run(reference.parent, reference, "--workers", "1")  # nothing to build: no pool to start
     out, _ = p.communicate(timeout=300)
     assert p.returncode == 0, out.decode()[-2000:]
     assert _summary(reference) == before
@@ -162,7 +162,7 @@ def test_kill_minus_9_mid_stage_then_rerun_gives_the_same_summary(reference, tmp
     victim.wait()
     finished, _ = _stages(run)
     assert finished >= 2 and not (run / "summary.json").exists()
-    p = _run(tmp_path, run)
+    p = _run(tmp_path, run, "--workers", "1")  # resumed with another worker count: the same numbers
     out, _ = p.communicate(timeout=900)
     assert p.returncode == 0, out.decode()[-2000:]
     assert _summary(run) == _summary(reference)

@@ -190,16 +190,21 @@ def test_a_worker_killed_mid_stage_is_retried_and_the_result_is_unchanged(cluste
     )
 
 
-def test_sigterm_cancels_the_runs_tasks_and_keeps_finished_stages(cluster, ray_smoke, tmp_path):
+def test_ctrl_c_cancels_the_runs_tasks_keeps_finished_stages_and_a_rerun_resumes(
+    cluster, local_smoke, ray_smoke, tmp_path
+):
+    """Ctrl-C to the driver: exit 130, the cluster's task of this run cancelled, the finished stages
+    intact, and `aflab run` (the local executor) resumes to the same numbers. SIGTERM takes the same
+    path in cli.py (`_on_signal`); tests/test_faults.py sends it to a local run."""
     out = tmp_path / "run"
     _resume_from(ray_smoke, out)
     markers = {m: json.loads(m.read_text()) for m in out.rglob("STAGE.json")}
     assert len(markers) == 4  # data, model, baseline, one RL run
     p = _aflab(*_on_ray(cluster, out, ray_smoke["cache"]))
     _, pid = _building(out)
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 143, err[-2000:]
+    assert p.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "complete results are kept" in err
     deadline = time.time() + 20
     while _alive(pid) and time.time() < deadline:
@@ -208,6 +213,8 @@ def test_sigterm_cancels_the_runs_tasks_and_keeps_finished_stages(cluster, ray_s
     assert not (out / "summary.json").exists()
     for marker, info in markers.items():  # finished stages intact, ready for a rerun to reuse
         assert damaged_files(marker.parent, info["files"]) == []
+    _finish(_aflab("run", str(SMOKE), "--out", str(out), "--cache", str(ray_smoke["cache"]), "--workers", "1"))
+    assert differences(local_smoke, _summary(out)) == []
 
 
 def test_a_worker_with_another_aflab_fails_in_one_line_not_a_hang(cluster, tmp_path):

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import aflab
 from aflab.config import Resources
 from aflab.errors import UserError
 from aflab.pipeline.parallel import Task, configure_worker, run_tasks
-from aflab.progress import Reporter
+from aflab.progress import Reporter, TaskBoard
 
 EXECUTORS = ("local", "ray")
 # A worker unfit for the run (no aflab, another aflab, Ray without the driver's authentication) raises
@@ -171,27 +170,36 @@ def _run_on_ray(
         options = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus, "max_retries": max_retries, "name": t.name}
         payload = pickle.dumps((t.fn, t.kwargs))
         refs[t.name] = body.options(**options).remote(t.name, payload, expected, sink, *(refs[a] for a in t.after))
-    progress, rows = _display(tasks, console)
+    board = TaskBoard(len(tasks), console)  # the local executor's display (progress.py)
     pending = {ref: i for i, ref in enumerate(refs.values())}
     results: list[Any] = [None] * len(tasks)
+    ended: set[str] = set()
 
     def drain() -> None:
+        """Progress messages; Ray does not say when a task starts, so its first message begins its row."""
         try:
             items = sink.get_nowait_batch(sink.qsize())
         except Empty:
             return
         for name, desc, done, total in items:
-            progress.update(rows[name], description=desc, completed=done, total=total)
+            if name not in board.rows and name not in ended:
+                board.begin(name)
+            board.report(name, desc, done, total)
 
-    with progress:
+    with board:
         if title:
-            progress.console.print(f"[bold cyan]{title}")
+            board.console.print(f"[bold cyan]{title}")
         try:
             while pending:
                 finished, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
                 drain()
                 for ref in finished:
-                    results[pending.pop(ref)] = _result(ray, ref)
+                    i = pending.pop(ref)
+                    results[i] = _result(ray, ref)
+                    if tasks[i].name not in board.rows:
+                        board.begin(tasks[i].name)
+                    board.end(tasks[i].name)
+                    ended.add(tasks[i].name)
             drain()
         except BaseException:
             for ref in pending:
@@ -212,21 +220,6 @@ def _result(ray: Any, ref: Any) -> Any:
         if isinstance(cause, Exception):
             raise cause from e
         raise
-
-
-def _display(tasks: Sequence[Task], console: Console) -> tuple[Progress, dict[str, Any]]:
-    """One row per task, as the local executor shows them."""
-    progress = Progress(
-        TextColumn("[bold]{task.fields[name]}"),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not tasks,
-    )
-    return progress, {t.name: progress.add_task("waiting", total=1, name=t.name) for t in tasks}
 
 
 def _task_body() -> Callable[..., Any]:
