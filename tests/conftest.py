@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+
+# The test command installs without byte-compiling (pip --no-compile: minutes faster, most of the
+# installed files are never imported here), so the first process that imports a module writes its
+# .pyc and every later one reads it: the xdist workers, the aflab subprocesses and their workers,
+# which inherit this environment. Where PYTHONDONTWRITEBYTECODE is set, each of those processes would
+# compile the same sources again.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    sys.dont_write_bytecode = False
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
