@@ -19,6 +19,8 @@ HERE = Path(__file__).resolve().parent
 ORDER = (
     "quickstart",
     "quickstart_before",
+    "test_suite",
+    "test_suite_before",
     "generation",
     "sft_mfu",
     "rl_step",

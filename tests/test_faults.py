@@ -468,7 +468,7 @@ def test_sigterm_to_run_stops_its_workers_and_a_rerun_completes(tmp_path):
         time.sleep(0.1)
     assert not [w for w in workers if _alive(w)], "worker processes outlived the run"
     assert not (out / "summary.json").exists()
-    rerun = _cli("run", str(cfg), "--out", str(out))
+    rerun = _cli("run", str(cfg), "--out", str(out), "--workers", "1")  # in-process: no pool to start
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert set(json.loads((out / "summary.json").read_text())["organisms"]) == {"a", "b"}
 

@@ -4,6 +4,7 @@ is shared by every test of the module."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,21 +148,24 @@ def _stages(run: Path) -> tuple[int, int]:
 
 
 def test_kill_minus_9_mid_stage_then_rerun_gives_the_same_summary(reference, tmp_path):
-    """kill -9 of the whole process group once some stages are finished and others are being built:
-    the rerun reuses the finished ones, rebuilds the others, and ends where an uninterrupted run ends."""
+    """kill -9 of the whole process group once some RL stages are finished and others are being built:
+    the rerun reuses the finished ones, rebuilds the others, and ends where an uninterrupted run ends.
+    The run starts from the reference's organisms (as a run that got that far would), so that only the
+    sweep is left to build."""
     run = tmp_path / "run"
+    shutil.copytree(reference / "organisms", run / "organisms")
     victim = _run(tmp_path, run, start_new_session=True)
     deadline = time.time() + 600
     while victim.poll() is None and time.time() < deadline:
-        finished, building = _stages(run)
-        if finished >= 2 and building:
+        finished, building = _stages(run / "sweep")
+        if finished >= 1 and building:
             break
         time.sleep(0.05)
     assert victim.poll() is None, "the run ended before a stage was caught mid-build"
     os.killpg(victim.pid, signal.SIGKILL)  # the main process and its workers
     victim.wait()
-    finished, _ = _stages(run)
-    assert finished >= 2 and not (run / "summary.json").exists()
+    finished, _ = _stages(run / "sweep")
+    assert finished >= 1 and not (run / "summary.json").exists()
     p = _run(tmp_path, run, "--workers", "1")  # resumed with another worker count: the same numbers
     out, _ = p.communicate(timeout=900)
     assert p.returncode == 0, out.decode()[-2000:]
@@ -185,8 +189,6 @@ def test_a_fresh_run_with_other_workers_hash_seed_and_cache_gives_the_same_summa
 
 def test_report_escapes_model_text(reference, tmp_path):
     """A transcript that contains markup must render as text in report.html."""
-    import shutil
-
     from aflab.reporting.report import write_report
 
     run = tmp_path / "run"
