@@ -52,7 +52,9 @@ def fresh_clone(rev: str) -> tuple[str, float, float, str]:
     done = subprocess.run(["bash", "-c", tests], cwd=root / "aflab", env=env, capture_output=True, text=True)
     t2 = time.perf_counter()
     if done.returncode != 0:
-        sys.exit(f"the test command failed in {root / 'aflab'}:\n{done.stdout[-3000:]}")
+        log = root / "pytest.log"
+        log.write_text(done.stdout + done.stderr, encoding="utf-8")
+        sys.exit(f"the test command failed in {root / 'aflab'} (whole output: {log}):\n{done.stdout[-3000:]}")
     return commit, t1 - t0, t2 - t1, done.stdout
 
 

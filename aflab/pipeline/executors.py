@@ -37,6 +37,8 @@ EXECUTORS = ("local", "ray")
 REFUSED = "aflab worker refused: "
 # Passed from the driver to every Ray worker: the cache folder, the judge backend, and so on.
 FORWARDED_ENV = ("AFLAB_", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
+# How long an interrupted run waits for Ray to confirm that its tasks were cancelled.
+CANCEL_WAIT_S = 15.0
 
 
 class Executor(Protocol):
@@ -204,6 +206,9 @@ def _run_on_ray(
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
+            # Cancelling is asynchronous: wait (briefly) until Ray reports the tasks ended, so that the
+            # driver does not disconnect before its cancellations reach the workers.
+            ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_WAIT_S)
             raise
     return results
 

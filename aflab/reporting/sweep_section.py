@@ -320,7 +320,7 @@ def power_line(sw: dict[str, Any], org: str) -> str | None:
             f"be told apart; an SD on {p.get('df', '?')} degrees of freedom, itself uncertain); {design}, and "
             f"{detect}. "
             f"For ±{p['target_half_width']:.2f}, if that SD holds: {need['seeds1']} organisms x 1 seed "
-            "(configs/paper.yaml runs 5 organisms x 5 seeds)."
+            "(`aflab run paper` runs more of both)."
         )
     return (
         f"Power (from the paired Δgap of {p['arms']} arms): SD between organisms {p['sd_between_replicas']:.3f}, "
