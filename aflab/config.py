@@ -23,8 +23,8 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-from aflab.errors import UserError, where
-from aflab.io import long_number, number_problem, read_text
+from aflab.errors import UserError
+from aflab.io import number_place, number_problem, read_text
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 # Counts and sizes: an absurd value (steps: 1e12) is a typo, refused at validation, not a run that
@@ -415,18 +415,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except RecursionError:
         raise UserError(f"{path}: YAML nested too deeply") from None
     except ValueError as e:  # a value the YAML grammar accepts but Python cannot build (a 5000-digit int)
-        raise UserError(f"{_yaml_value_place(path, text)}: {number_problem(e, text)}") from None
+        raise UserError(f"{number_place(path, text)}: {number_problem(e, text)}") from None
     if data is None:
         raise UserError(f"{path}: empty config")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
     return data
-
-
-def _yaml_value_place(path: str | Path, text: str) -> str:
-    """'file:line' of the first over-long number in `text` (the one Python refused), else 'file'."""
-    found = long_number(text)
-    return where(path, found[0]) if found else str(path)
 
 
 def load_config(path: str | Path, model: type[M] = RunConfig) -> M:  # type: ignore[assignment]

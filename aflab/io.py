@@ -261,8 +261,7 @@ def read_json(path: str | Path) -> Any:
     except RecursionError:
         raise UserError(f"{path}: JSON nested too deeply") from None
     except ValueError as e:  # after JSONDecodeError, its subclass: a number Python cannot hold
-        found = long_number(text)
-        raise UserError(f"{where(path, found[0]) if found else path}: {number_problem(e, text)}") from None
+        raise UserError(f"{number_place(path, text)}: {number_problem(e, text)}") from None
 
 
 class NumberOutOfRange(ValueError):
@@ -295,6 +294,12 @@ def number_problem(exc: ValueError, text: str) -> str:
 
 def digits_limit() -> int:
     return sys.get_int_max_str_digits()
+
+
+def number_place(path: str | Path, text: str) -> str:
+    """'file:line' of the first over-long number in a whole file's `text` (the one Python refused), else 'file'."""
+    found = long_number(text)
+    return where(path, found[0]) if found else str(path)
 
 
 def long_number(text: str) -> tuple[int, int, int] | None:
