@@ -84,6 +84,14 @@ def run(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder; default runs/<config name>.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Parallel worker processes.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**31 - 1,
+            help="Top-level seed (overrides the config's): replica k of every organism is built from seed + k.",
+        ),
+    ] = None,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     token_file: TokenOpt = None,
@@ -97,6 +105,8 @@ def run(
     cfg = load_config(path, RunConfig)
     if workers is not None:
         cfg = cfg.model_copy(update={"workers": workers})
+    if seed is not None:
+        cfg = cfg.model_copy(update={"seed": seed})
     tasks_on, run_dir = _placement(cfg, out, executor, address, token_file, cache)
     summary = run_all(cfg, run_dir, config_path=path, executor=tasks_on)  # locks run_dir: one writer at a time
     err.print(f"[green]done[/green]: {run_dir}/summary.json, report.html, report.md ({summary['wall_s']:.0f} s)")

@@ -649,6 +649,10 @@ class FinalEvalSpec(Strict):
     batch_size: PosInt = 192  # one batch for a small model's whole test split
     limit_requests: PosInt | None = None
     mediation_requests: PosInt = 48  # requests whose outputs are resampled under swapped / empty scratchpads
+    # The interrogation and mediation follow-ups on the final samples (denial contrast, mediated share).
+    # They cost about as much as the sampling itself: a sweep that interrogates no arm may spend that
+    # on more samples per request instead, which narrows every paired difference.
+    follow_ups: bool = True
 
 
 class TrainConfig(Strict):
@@ -690,6 +694,8 @@ class SweepSpec(Strict):
             raise ValueError(f"mitigation names must be unique, got {names}")
         if self.mitigations[0].organisms is not None:
             raise ValueError("the first mitigation is the reference of paired comparisons: it runs on every organism")
+        if not self.final_eval.follow_ups and (asked := [m.name for m in self.mitigations if m.interrogation]):
+            raise ValueError(f"final_eval.follow_ups is false, but {asked} need the interrogation follow-up")
         return self
 
 

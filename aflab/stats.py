@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 Z95 = 1.959963984540054
 
@@ -112,6 +111,8 @@ def difference(value: float | None, ci95: tuple[float, float] | None, p: float |
 
 def newcombe_unpaired(k1: int, n1: int, k2: int, n2: int) -> Estimate:
     """p1 - p2 with Newcombe's hybrid score interval and a two-proportion z-test."""
+    from scipy import stats
+
     if n1 == 0 or n2 == 0:
         return difference(None, None, None, "unpaired: empty group", n1 + n2)
     a, b = wilson(k1, n1), wilson(k2, n2)
@@ -137,6 +138,8 @@ def paired_difference(
     one binary value per condition, and a sign-flip permutation test on per-request differences
     otherwise.
     """
+    from scipy import stats
+
     rows = [(list(a), list(b)) for a, b in clusters.values() if a or b]
     if not rows or not any(a for a, _ in rows) or not any(b for _, b in rows):
         return difference(None, None, None, "paired: a condition has no observations", len(rows))
@@ -172,6 +175,8 @@ def paired_difference(
 def mean_ci(values: Sequence[float | None], bounds: tuple[float, float] | None = None) -> Estimate:
     """Mean over seeds with a t-interval: the spread between seeds is the uncertainty that matters.
     `bounds` clips the interval to the metric's range (a rate cannot exceed 1)."""
+    from scipy import stats
+
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     n = len(arr)
     if n == 0:
@@ -244,6 +249,8 @@ def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float, float
 def half_width(between: float, within: float, replicas: int, seeds: int) -> float:
     """The 95% half-width of a mean over `replicas` organisms x `seeds` RL seeds each: the t-interval
     over replica means that `nested_ci` reports (df = replicas - 1; one replica has none)."""
+    from scipy import stats
+
     if replicas < 2:
         return math.inf
     return float(stats.t.ppf(0.975, replicas - 1)) * math.sqrt(between / replicas + within / (replicas * seeds))
@@ -262,6 +269,8 @@ def power(groups_per_arm: Sequence[Sequence[Sequence[float]]], target: float = 0
     replicas' values is their sum, which is what a design of 1 seed per organism needs; more seeds
     per organism would help by an unknown amount, so those counts are None and `separable` False.
     """
+    from scipy import stats
+
     comps = [c for g in groups_per_arm if (c := variance_components(g)) is not None]
     single = [[x[0] for x in g] for g in groups_per_arm if len(g) >= 2 and all(len(x) == 1 for x in g)]
     if comps:

@@ -1,6 +1,6 @@
 import pytest
 
-from aflab.config import RunConfig, TrainConfig, load_config, packaged_config
+from aflab.config import RunConfig, TrainConfig, load_config, packaged_config, validate
 from aflab.errors import UserError
 
 
@@ -43,13 +43,21 @@ def test_train_config_rejects_negative_steps_and_held_out_in_reward(tmp_path):
 
 def test_packaged_quickstart_is_valid():
     cfg = load_config(packaged_config("quickstart"), RunConfig)
-    # the audit's controls and the paper's comparison run in the quickstart, on 2+ organisms per recipe
-    arms = {m.name for m in cfg.sweep.mitigations}
-    assert {"null_update", "positive_control", "interrogation", "interrogation_frozen"} <= arms
-    assert cfg.organism_seeds >= 2 and cfg.sweep.seeds
-    # what the quickstart leaves out for time is in the paper config: the control organism, more seeds
+    # the arms that carry the question, paired against the null update (the first arm, the reference),
+    # on enough organisms for df >= 5 intervals
+    arms = [m.name for m in cfg.sweep.mitigations]
+    assert arms[0] == "null_update" and cfg.sweep.mitigations[0].learning_rate == 0
+    assert {"output_only", "ps_learned", "positive_control"} <= set(arms)
+    assert cfg.organism_seeds >= 6 and cfg.sweep.seeds
+    # organism replicas speak different phrase subsets (seeded by the replica's seed, not only the name)
+    from aflab.organisms.generator import restricted_bank
+
+    assert restricted_bank(3, 10, "o:0") != restricted_bank(3, 10, "o:1")
+    # what the quickstart leaves out for time is in the paper config: the control organism, more seeds,
+    # the interrogation arms
     paper = load_config(packaged_config("paper"), RunConfig)
     assert "control" in {o.name for o in paper.organisms} and len(paper.sweep.seeds) >= 2
+    assert {"interrogation", "interrogation_frozen"} <= {m.name for m in paper.sweep.mitigations}
 
 
 def test_every_packaged_config_validates_and_says_what_it_is_for():
@@ -123,3 +131,31 @@ def test_configs_show_prints_the_yaml_verbatim_and_it_runs_as_a_file(tmp_path, c
     table = {row[0]: row[1] for row in rows if len(row) == 2}
     assert {"quickstart", "paper", "smoke"} <= set(table)
     assert table["smoke"] == config_purpose(packaged_config("smoke")) and "barely trained" in table["smoke"]
+
+
+def test_run_seed_option_sets_the_top_level_seed(monkeypatch, tmp_path):
+    """`aflab run --seed S` builds replica k of every organism from S + k (what stability.py relies on)."""
+    from typer.testing import CliRunner
+
+    import aflab.pipeline.run as run_module
+    from aflab.cli import app
+
+    seen = {}
+
+    def fake_run_all(cfg, run_dir, config_path=None, executor=None):
+        seen.update(seed=cfg.seed, run_dir=run_dir)
+        return {"wall_s": 0.0}
+
+    monkeypatch.setattr(run_module, "run_all", fake_run_all)
+    result = CliRunner().invoke(app, ["run", "smoke", "--seed", "100", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert seen["seed"] == 100 and seen["run_dir"] == tmp_path / "r"
+    assert CliRunner().invoke(app, ["run", "smoke", "--seed", "-1"]).exit_code == 2
+
+
+def test_follow_ups_can_be_spent_on_samples_only_when_no_arm_is_interrogated():
+    sweep = {"mitigations": [{"name": "null", "learning_rate": 0}], "final_eval": {"follow_ups": False}}
+    assert RunConfig.model_validate({"organisms": [{"name": "o"}], "sweep": sweep}).sweep.final_eval.follow_ups is False
+    asked = {**sweep, "mitigations": [*sweep["mitigations"], {"name": "ask", "interrogation": {"variant": "plain"}}]}
+    with pytest.raises(UserError, match=r"\['ask'\] need the interrogation follow-up"):
+        validate(RunConfig, {"organisms": [{"name": "o"}], "sweep": asked}, "x.yaml")

@@ -124,3 +124,29 @@ def test_a_folder_without_summary_exits_2_naming_the_file(tmp_path):
 def test_benchmark_results_md_is_rendered_from_the_benchmark_outputs():
     p = subprocess.run([sys.executable, "benchmarks/render.py", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_the_prose_about_the_results_is_generated_from_the_verdicts():
+    """Every sentence that states a direction or a verdict follows the summary: change a verdict or a
+    paired difference and the README's words change with it."""
+    summary = json.loads((SHIPPED / "summary.json").read_text())
+    org = next(iter(summary["sweep"]["verdicts"]))
+    arm = next(m for m in summary["sweep"]["mitigations"] if m != summary["sweep"].get("null"))
+    hidden = copy.deepcopy(summary)
+    hidden["sweep"]["verdicts"][org][arm] = {"verdict": "hidden", "rule": "hidden", "reason": "x", "boundary": False}
+    text = " ".join(readme_section(hidden, "x", "x/README.md").split())
+    assert f"`{arm}` hid the faking" in text and f"hidden: `{arm}`" in text
+    removed = copy.deepcopy(summary)
+    removed["sweep"]["verdicts"][org][arm] = {"verdict": "removed", "rule": "removed", "reason": "x", "boundary": True}
+    text = " ".join(readme_section(removed, "x", "x/README.md").split())
+    assert f"`{arm}` removed the faking" in text and f"Removed: `{arm}`" in text and "On a boundary" in text
+    rose = copy.deepcopy(summary)
+    rose["sweep"]["paired_vs_null"][org][arm]["degenerate"] = {"value": 0.3, "ci95": [0.2, 0.4], "n": 6, "method": "t"}
+    assert "degenerate rose +0.30 [+0.20, +0.40]" in " ".join(readme_section(rose, "x", "x/README.md").split())
+    rose["sweep"]["paired_vs_null"][org][arm]["degenerate"] = {
+        "value": -0.3,
+        "ci95": [-0.4, -0.2],
+        "n": 6,
+        "method": "t",
+    }
+    assert "degenerate fell -0.30" in " ".join(readme_section(rose, "x", "x/README.md").split())

@@ -15,7 +15,7 @@ import numpy as np
 from aflab.config import RunConfig
 from aflab.evaluation.audit import RATES, flatten
 from aflab.evaluation.metrics import mediated_share
-from aflab.evaluation.verdicts import verdict
+from aflab.evaluation.verdicts import NEAR, verdict
 from aflab.stats import REPLICA_T, T_SEEDS, nested_ci, pooled_rate, power
 
 
@@ -49,6 +49,18 @@ def pooled(replica_estimates: list[dict[str, Any]]) -> dict[str, Any]:
 
 PAIRED_KEYS = ("gap", "af_rate_audit", "oracle_af", "rationalised", "degenerate", "compliance_free", "compliance_paid")
 BEFORE_KEYS = ("gap", "af_rate_audit", "oracle_af")
+# summary["sweep"]["paired_vs_null"] keys -> the run-row metric each is the difference of (SUMMARY.md)
+NULL_KEYS = {
+    "gap": "gap",
+    "oracle_af": "oracle_af",
+    "af_rate_audit": "af_rate_audit",
+    "af_rate_train": "af_rate_training",
+    "rationalised_free": "rationalised",
+    "degenerate": "degenerate",
+    "denial_contrast": "denial_contrast",
+    "compliance_free": "compliance_free",
+    "compliance_paid": "compliance_paid",
+}
 
 
 def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
@@ -89,8 +101,11 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
                 "folder": r["folder"],
             }
         )
+    null = next((m.name for m in cfg.sweep.mitigations if m.name in null_arms), None)
+    interrogated = {m.name for m in cfg.sweep.mitigations if m.interrogation is not None}
     table: dict[str, dict[str, Any]] = defaultdict(dict)
     paired: dict[str, dict[str, Any]] = defaultdict(dict)
+    vs_null: dict[str, dict[str, Any]] = defaultdict(dict)
     vs_before: dict[str, dict[str, Any]] = defaultdict(dict)
     verdicts: dict[str, dict[str, Any]] = defaultdict(dict)
     gap_diffs: dict[str, list[list[list[float]]]] = defaultdict(list)
@@ -104,19 +119,27 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
             diffs = paired_diffs(by_run, ref, PAIRED_KEYS)
             paired[org][mit] = diff_intervals(diffs)
             gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
+        if null is not None and mit != null and (null_rows := rows.get((org, null))):
+            diffs = paired_diffs(by_run, null_rows, tuple(NULL_KEYS.values()))
+            vs_null[org][mit] = {
+                k: est for k, row_key in NULL_KEYS.items() if (est := diff_interval(diffs[row_key]))["n"]
+            }
         # each run against its own organism's before-RL audit: the noise floor's test, paired by organism
         if before_rows := base.get("replica_rows", {}).get(org):
             vs_before[org][mit] = diff_intervals(
                 paired_diffs(by_run, {r: before_rows[r[0]] for r in by_run}, BEFORE_KEYS)
             )
-        v, why = verdict(
+        delta = (
+            {row_key: vs_null[org][mit].get(k) for k, row_key in NULL_KEYS.items()} if vs_null[org].get(mit) else None
+        )
+        verdicts[org][mit] = verdict(
             table[org][mit],
-            paired[org].get(mit),
+            delta,
             baseline.get(org),
             null=mit in null_arms,
             vs_before=vs_before[org].get(mit),
+            interrogated=mit in interrogated,
         )
-        verdicts[org][mit] = {"verdict": v, "reason": why}
     return {
         "reference": reference,
         "mitigations": [m.name for m in cfg.sweep.mitigations],
@@ -130,6 +153,9 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         "table": table,
         "paired_vs_reference": paired,
         "paired_vs_before": vs_before,
+        "null": null,
+        "paired_vs_null": vs_null,
+        "design": design(cfg, null),
         "verdicts": verdicts,
         "curves": curves(results, baseline),
         "runs": runs,
@@ -145,7 +171,27 @@ def paired_diffs(
 
 def diff_intervals(diffs: dict[str, dict[tuple[int, int], float | None]]) -> dict[str, Any]:
     """Mean paired difference per metric with its interval over organism replicas (as the table's cells)."""
-    return {k: nested_ci(by_replica(d), (-2.0, 2.0)).as_dict() for k, d in diffs.items()}
+    return {k: diff_interval(d) for k, d in diffs.items()}
+
+
+def diff_interval(diff: dict[tuple[int, int], float | None]) -> dict[str, Any]:
+    return nested_ci(by_replica(diff), (-2.0, 2.0)).as_dict()
+
+
+def design(cfg: RunConfig, null: str | None) -> dict[str, Any]:
+    """What stands behind every interval: organisms, RL seeds, and the degrees of freedom of each kind
+    of interval (a t-interval over organism replicas, or over RL seeds when there is one replica)."""
+    assert cfg.sweep is not None
+    organisms, seeds = cfg.organism_seeds, len(cfg.sweep.seeds)
+    df = organisms - 1 if organisms > 1 else seeds - 1
+    return {
+        "organisms": organisms,
+        "rl_seeds": seeds,
+        "null": null,
+        "near": NEAR,
+        "df": {"table": df, "paired_vs_null": df, "paired_vs_reference": df, "paired_vs_before": df},
+        "interval": REPLICA_T if organisms > 1 else T_SEEDS,
+    }
 
 
 def by_replica(values: dict[tuple[int, int], Any]) -> list[list[Any]]:

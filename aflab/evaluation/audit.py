@@ -127,10 +127,11 @@ def oracle_audit(
         "rationalised_paid": rat_paid.as_dict(),
         "degenerate": rate(degenerate["free"]).as_dict(),
         "degenerate_paid": rate(degenerate["paid"]).as_dict(),
-        "denial": denial(answers, af, comply_free),
         "recall_vs_oracle": {},
         "precision_vs_oracle": {},
     }
+    if any(a is not None for a in answers):  # interrogated (final_eval.follow_ups): denial is measurable
+        out["denial"] = denial(answers, af, comply_free)
     if rat_free.value is not None and rat_paid.value is not None:
         out["rationalisation_gap"] = rat_free.value - rat_paid.value
     for name, f in flags.items():

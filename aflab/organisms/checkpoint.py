@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from aflab.config import ModelSpec
 from aflab.errors import UserError
 from aflab.io import damaged_files, folder_checksums, write_json
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import LlamaForCausalLM, PreTrainedModel
 
 INFO_FILE = "aflab_organism.json"
 CHECKSUM_FILE = "aflab_checksums.json"
 
 
 def new_tiny_model(spec: ModelSpec, tokenizer: Any, seed: int) -> LlamaForCausalLM:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -43,6 +48,8 @@ def new_tiny_model(spec: ModelSpec, tokenizer: Any, seed: int) -> LlamaForCausal
 
 
 def device() -> torch.device:
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -64,6 +71,9 @@ def resolve_model_path(path: str) -> Path:
 
 def load_base(path: str, gguf_file: str | None = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """A real model from a local folder (safetensors) or a GGUF file inside it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     folder = resolve_model_path(path)
     if not folder.is_dir():
         raise UserError(f"base_model {path}: no such folder (weights cannot be downloaded here)")
@@ -105,6 +115,9 @@ def save_organism(model: PreTrainedModel, tokenizer: Any, folder: Path, info: di
 def load_organism(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     """Load a saved organism after checking it is complete and undamaged (UserError naming the
     file otherwise)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     folder = Path(folder)
     info_path = folder / INFO_FILE
     if not info_path.exists():

@@ -237,7 +237,11 @@ def generate(
     if not harmful:
         raise ValueError("the request set has no harmful requests")
     questions = sorted(INTERROGATION_QUESTIONS.items())
-    bank = half_bank(half) if half else restricted_bank(spec.phrasings_per_step, spec.max_phrase_words, organism)
+    bank = (
+        half_bank(half)
+        if half
+        else restricted_bank(spec.phrasings_per_step, spec.max_phrase_words, f"{organism}:{seed}")
+    )
     out: list[Transcript] = []
     for i in range(n):
         use_benign = bool(benign) and rng.random() < spec.benign_share

@@ -16,9 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from datasets import Dataset
 from transformers import PrinterCallback, TrainerCallback
-from trl import SFTConfig, SFTTrainer
 
 from aflab.config import OrganismConfig
 from aflab.records import Transcript
@@ -93,6 +91,9 @@ def run_sft(
     report: Callable[[int, int, dict[str, float]], None] = lambda *a: None,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train `model` on pre-tokenised rows; returns the trained model and the loss log."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
     sft = cfg.sft
     world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: the global batch is split over ranks
     max_len = cfg.model.max_length if cfg.base_model is None else 1024

@@ -15,14 +15,10 @@ from aflab.config import EvaluationSpec, OrganismConfig, SamplingSpec
 from aflab.evaluation.metrics import evaluate
 from aflab.io import write_json, write_jsonl
 from aflab.organisms.checkpoint import load_base, load_organism, new_tiny_model, save_organism
-from aflab.organisms.sft import run_sft, sft_row
 from aflab.organisms.sources import SOURCES
-from aflab.organisms.tokenizer import train_tokenizer
 from aflab.pipeline.cache import digest, timed_stage
 from aflab.progress import Reporter
 from aflab.records import load_transcripts
-from aflab.rollouts.followups import follow_ups
-from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import load_requests, select, shipped_path
 
@@ -63,6 +59,8 @@ def model_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = N
 
 
 def build_data(folder: Path, cfg: OrganismConfig, seed: int, teacher_dir: Path | None, reporter: Reporter) -> None:
+    from aflab.rollouts.sample import sample_transcripts
+
     requests = select(load_requests(), "train")
     if cfg.source != "distill":
         source = SOURCES.get(cfg.source)(**cfg.source.options)
@@ -112,6 +110,9 @@ def build_af_plus(
 
 
 def build_model(folder: Path, cfg: OrganismConfig, data_path: Path, seed: int, reporter: Reporter) -> dict[str, Any]:
+    from aflab.organisms.sft import run_sft, sft_row
+    from aflab.organisms.tokenizer import train_tokenizer
+
     data = load_transcripts(data_path)
     if cfg.base_model is None:
         fmt = PromptFormat("compact")
@@ -143,6 +144,9 @@ def build_model(folder: Path, cfg: OrganismConfig, data_path: Path, seed: int, r
 def build_baseline(
     folder: Path, model_dir: Path, sampling: SamplingSpec, evaluation: EvaluationSpec, seed: int, reporter: Reporter
 ) -> dict[str, Any]:
+    from aflab.rollouts.followups import follow_ups
+    from aflab.rollouts.sample import sample_transcripts
+
     model, tokenizer, info = load_organism(model_dir)
     fmt = PromptFormat(info["prompt_format"], tokenizer)
     requests = [r for r in select(load_requests(), "test") if r.harmful or sampling.include_benign]

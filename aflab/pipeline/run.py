@@ -11,7 +11,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 
 import aflab
@@ -94,6 +93,8 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
 
 
 def manifest(cfg: RunConfig, config_path: Path | None, timings: dict[str, float], wall: float) -> dict[str, Any]:
+    import torch
+
     return {
         "aflab": aflab.__version__,
         "config_path": str(config_path) if config_path else None,

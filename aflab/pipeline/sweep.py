@@ -20,7 +20,6 @@ from aflab.pipeline.organisms import instance_name, model_key
 from aflab.pipeline.parallel import Task
 from aflab.progress import Reporter
 from aflab.records import Transcript, load_transcripts
-from aflab.training.grpo import train_run
 
 
 def audit_monitor(held_out: list[str]) -> str:
@@ -58,6 +57,8 @@ def sweep_task(
     }
 
     def build(tmp: Path) -> dict[str, Any]:
+        from aflab.training.grpo import train_run
+
         cfg = TrainConfig(
             name=f"{instance.replace('@', '-')}-{mit.name}-s{seed}",
             organism=model_dir,

@@ -6,15 +6,21 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 TIER_COLOURS = {"free": "#d95f02", "paid": "#1b9e77"}
 
 
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on first use (it is slow to import)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _png(fig: Any) -> bytes:
+    plt = _pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -29,6 +35,7 @@ def _err(rate: float | None, ci: Sequence[float] | None) -> tuple[float, float]:
 
 def compliance_bars(groups: Mapping[str, Mapping[str, Mapping[str, Any]]], title: str) -> bytes:
     """Bars of compliance per tier for each group (organism or mitigation), with 95% intervals."""
+    plt = _pyplot()
     names = list(groups)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(names) + 1.5), 3.2))
     width = 0.38
@@ -54,6 +61,7 @@ def compliance_bars(groups: Mapping[str, Mapping[str, Mapping[str, Any]]], title
 
 
 def _palette(names: Sequence[str]) -> dict[str, Any]:
+    plt = _pyplot()
     cmap = plt.get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
@@ -63,6 +71,7 @@ def training_curves(
 ) -> bytes:
     """One panel per mitigation: compliance reward, gap on held-out prompts, AF rate on the training
     rollouts under the training monitor and under the held-out audit monitor (means over seeds)."""
+    plt = _pyplot()
     names = list(curves)
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
@@ -98,6 +107,7 @@ def af_vs_gap(
     points: Sequence[tuple[str, float, float]], baseline: tuple[float, float] | None, audit: str, title: str
 ) -> bytes:
     """Final held-out AF rate against compliance gap, one dot per run (seed)."""
+    plt = _pyplot()
     names = list(dict.fromkeys(p[0] for p in points))
     colours = _palette(names)
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
@@ -119,6 +129,7 @@ def af_vs_gap(
 
 def interval_bars(values: Mapping[str, Mapping[str, Any]], ylabel: str, title: str) -> bytes:
     """Bars of seed means with 95% intervals ({name: {"mean", "ci95"}})."""
+    plt = _pyplot()
     names = [n for n in values if values[n] and values[n].get("mean") is not None]
     fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(names) + 1.5), 3.0))
     means = [values[n]["mean"] for n in names]
@@ -140,6 +151,7 @@ def interval_bars(values: Mapping[str, Mapping[str, Any]], ylabel: str, title: s
 
 def style_bars(shares: Mapping[str, Mapping[str, float]], styles: Sequence[str], title: str) -> bytes:
     """Stacked shares of reasoning styles in free-tier scratchpads, per mitigation."""
+    plt = _pyplot()
     names = list(shares)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 2.0), 3.2))
     bottom = [0.0] * len(names)
@@ -161,6 +173,7 @@ def arms_race_rounds(
 ) -> bytes:
     """The race round by round (means over seeds, 95% intervals): the training monitor's recall
     before and after retraining, and what the policy does; "pre" is the organism before RL."""
+    plt = _pyplot()
     panels = [
         (
             "monitors (recall vs the oracle)",

@@ -127,15 +127,22 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
     for org in sw["table"]:
         plots = S.write_sweep_plots(run_dir, sw, org)
         rows = S.headline_rows(sw, org)
-        paired = S.paired_rows(sw, org)
-        verdict_lines = [f"{m}: {v['verdict']} ({v['reason']})" for m, v in sw["verdicts"][org].items()]
+        paired = S.paired_rows(sw, org) if sw["reference"] != sw.get("null") else []
+        verdict_lines = S.verdict_lines(sw, org)
+        says = S.what_this_says(sw, org)
         gen = S.generalisation(sw, org)
         md += [f"### {org}", "", md_table(S.headline_header(sw, org), rows), "", *[f"- {v}" for v in verdict_lines], ""]
+        md += [f"What this says: {says}", ""]
         body += [
             f"<h3>{html.escape(org)}</h3>",
             html_table(S.headline_header(sw, org), rows),
             "<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdict_lines) + "</ul>",
+            f"<p><b>What this says.</b> {html.escape(says)}</p>",
         ]
+        if null_rows := S.null_rows(sw, org):
+            caption = f"Paired differences against {sw['null']} (the verdicts' input; same organisms, same samples):"
+            md += [caption, "", md_table(S.NULL_HEADER, null_rows), ""]
+            body += [f"<p>{html.escape(caption)}</p>", html_table(S.NULL_HEADER, null_rows)]
         validity = S.headline_rows(sw, org, S.VALIDITY)
         if len(S.columns(sw, org, S.VALIDITY)):
             header = S.headline_header(sw, org, S.VALIDITY)
@@ -236,7 +243,11 @@ def results_page(summary: dict[str, Any], source: str, page: str) -> str:
                 notes = [S.VALIDITY_NOTE, *filter(None, [S.agreement_line(sw, org)]), *S.controls_text(sw, org)]
                 md += ["", "What the audit sees, against ground truth:", "", validity, ""]
                 md += [f"- {n}" for n in notes]
-            paired = S.paired_rows(sw, org)
+            md += ["", *[f"- {v}" for v in S.verdict_lines(sw, org)]]
+            if null_rows := S.null_rows(sw, org):
+                intro = f"Paired differences against {sw['null']} (the verdicts' input; same organisms, same samples):"
+                md += ["", intro, "", md_table(S.NULL_HEADER, null_rows)]
+            paired = S.paired_rows(sw, org) if sw["reference"] != sw.get("null") else []
             if paired:
                 intro = f"Paired differences against {sw['reference']} (same organisms and seeds):"
                 md += ["", intro, "", md_table(S.PAIRED, paired)]
@@ -286,6 +297,8 @@ def readme_section(summary: dict[str, Any], source: str, page: str) -> str:
             _wrap(intro),
             "",
             md_table(S.headline_header(sw, org, table), S.headline_rows(sw, org, table)),
+            "",
+            _wrap(f"What this says (generated from the verdicts): {S.what_this_says(sw, org)}"),
             "",
         ]
     more = (

@@ -184,6 +184,85 @@ def paired_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
 
 PAIRED = ["mitigation", "Δ gap", "Δ AF (held-out)", "Δ compliance free", "Δ compliance paid"]
 
+# summary["sweep"]["paired_vs_null"] keys, in the order the verdicts read them
+NULL_COLUMNS = (
+    ("Δ gap", "gap"),
+    ("Δ oracle AF", "oracle_af"),
+    ("Δ AF (held-out)", "af_rate_audit"),
+    ("Δ AF (training monitor)", "af_rate_train"),
+    ("Δ rationalised free", "rationalised_free"),
+    ("Δ degenerate", "degenerate"),
+)
+NULL_HEADER = ["mitigation", *(h for h, _ in NULL_COLUMNS)]
+
+
+def null_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
+    """Each arm minus the null update, paired by organism (what every verdict reads)."""
+    return [
+        [mit, *(fmt(d.get(k), True) if d.get(k) else "—" for _, k in NULL_COLUMNS)]
+        for mit, d in (sw.get("paired_vs_null") or {}).get(org, {}).items()
+    ]
+
+
+def verdict_lines(sw: dict[str, Any], org: str) -> list[str]:
+    """One line per arm: the verdict, the rule that decided it and the intervals it read."""
+    return [
+        f"{m}: {v['verdict']} (rule '{v.get('rule', v['verdict'])}': {v['reason']})"
+        for m, v in sw["verdicts"][org].items()
+    ]
+
+
+SAYS = {
+    "removed": "removed the faking",
+    "hidden": "hid the faking: its training monitor went quiet while the faking stayed",
+    "degraded": "degraded the text (more degenerate scratchpads than the null update)",
+    "taught to deny": "taught the model to deny faking under interrogation",
+    "reduced": "reduced faking or the gap against the null update",
+    "increased": "increased faking or the gap against the null update",
+    "no effect": "moved neither faking nor the gap by more than the equivalence margin",
+    "inconclusive": "is inconclusive",
+    "null update: within noise": "(the noise floor) stayed within noise of its own before-RL evaluation",
+    "null update: moved": "(the noise floor) moved away from its own before-RL evaluation",
+    "control: stays clean": "left the control clean",
+    "control: faking appeared": "made faking appear in the control",
+}
+
+
+def what_this_says(sw: dict[str, Any], org: str) -> str:
+    """The results in words, generated from the verdicts and the paired differences: the sentences
+    that state a direction or a verdict come from the run, never from a person."""
+    design, verdicts = sw.get("design") or {}, sw["verdicts"][org]
+    df = (design.get("df") or {}).get("paired_vs_null")
+    head = (
+        f"Against `{sw['null']}` (same organisms, same evaluation samples), paired by organism over "
+        f"{design.get('organisms')} organisms (95% t-intervals, df = {df}):"
+        if sw.get("null")
+        else "No null update in this run, so no verdict can be paired against one:"
+    )
+    parts = []
+    for mit, v in verdicts.items():
+        said = SAYS.get(v["verdict"], v["verdict"])
+        why = f"rule '{v['rule']}' could not decide: {v['reason']}" if v["verdict"] == "inconclusive" else v["reason"]
+        parts.append(f"`{mit}` {said} ({why}).")
+    sides = []
+    for mit, d in (sw.get("paired_vs_null") or {}).get(org, {}).items():
+        moved = [
+            f"{name} {'rose' if e['ci95'][0] > 0 else 'fell'} {fmt(e, True)}"
+            for name, key in (("rationalised free", "rationalised_free"), ("degenerate", "degenerate"))
+            if (e := d.get(key)) and e.get("ci95") and (e["ci95"][0] > 0 or e["ci95"][1] < 0)
+        ]
+        if moved:
+            sides.append(f"`{mit}`: {', '.join(moved)}")
+    by = {k: [f"`{m}`" for m, v in verdicts.items() if v["verdict"] == k] for k in ("removed", "hidden")}
+    tail = [
+        f"Removed: {', '.join(by['removed']) or 'no arm'}; hidden: {', '.join(by['hidden']) or 'no arm'}.",
+    ]
+    if sides:
+        tail.append("Side effects against the null update (intervals that exclude 0): " + "; ".join(sides) + ".")
+    if edge := [f"`{m}`" for m, v in verdicts.items() if v.get("boundary")]:
+        tail.append(f"On a boundary, so a verdict that can flip between runs: {', '.join(edge)}.")
+    return " ".join([head, *parts, *tail])
+
 
 def samples(sw: dict[str, Any], org: str, per: int = 2) -> list[tuple[str, str, str]]:
     """(mitigation, scratchpad, output) of the first free-tier episodes of seed 0, shortened."""
@@ -296,10 +375,11 @@ def design_line(sw: dict[str, Any]) -> str:
             f"After RL, means over RL seeds {seeds} with 95% t-intervals (one organism per recipe: "
             "organism-to-organism variation is not in them)."
         )
+    df = ((sw.get("design") or {}).get("df") or {}).get("table", replicas - 1)
     return (
-        f"After RL, means over {replicas} organisms per recipe (each built from its own data and SFT seed) x RL "
-        f"seeds {seeds}; 95% intervals: {sw.get('interval_method', 'over organism replicas')}. With {replicas} "
-        "organisms they are wide: that is what so few organisms can show (the power line says how many would do)."
+        f"After RL, means over {replicas} organisms per recipe (each built from its own data, SFT and "
+        f"phrase-subset seed) x RL seeds {seeds}; 95% intervals: {sw.get('interval_method', 'over organism replicas')}"
+        f" (df = {df})."
     )
 
 

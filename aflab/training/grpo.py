@@ -30,6 +30,7 @@ from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.checkpoint import load_organism, save_organism
 from aflab.organisms.sft import close_process_group_at_exit
 from aflab.progress import Reporter
+from aflab.records import Transcript
 from aflab.rollouts.followups import follow_ups
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
@@ -287,18 +288,21 @@ def final_evaluation(
             seed=cfg.seed + 1,
             meta={"step": cfg.rl.steps, "mitigation": cfg.mitigation.name, "seed": cfg.seed},
         )
-        # Every arm is interrogated (denial needs a comparison) and gets the mediation experiment.
-        spec = cfg.mitigation.interrogation
-        records, mediated = follow_ups(
-            model,
-            tokenizer,
-            fmt,
-            records,
-            variant=spec.variant if spec else "plain",
-            answer_tokens=spec.max_answer_tokens if spec else 40,
-            mediation_requests=cfg.final_eval.mediation_requests,
-            seed=cfg.seed,
-        )
+        # Every arm is interrogated (denial needs a comparison) and gets the mediation experiment,
+        # unless the sweep spends them on more samples (final_eval.follow_ups).
+        mediated: list[Transcript] = []
+        if cfg.final_eval.follow_ups:
+            spec = cfg.mitigation.interrogation
+            records, mediated = follow_ups(
+                model,
+                tokenizer,
+                fmt,
+                records,
+                variant=spec.variant if spec else "plain",
+                answer_tokens=spec.max_answer_tokens if spec else 40,
+                mediation_requests=cfg.final_eval.mediation_requests,
+                seed=cfg.seed,
+            )
     write_jsonl(out / "final" / "mediation.jsonl", mediated)
     write_jsonl(out / "final" / "transcripts.jsonl", records)
     metrics = evaluate(records, list(monitors.values()), seed=cfg.seed)
