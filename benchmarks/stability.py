@@ -5,8 +5,8 @@ the share of arms whose verdict is the same at every seed.
 
     python benchmarks/stability.py [--seeds 0 100 200] [--root runs/stability] [--config quickstart]
 
-A run folder that already holds a finished run is reused as it is (`aflab run` resumes from its
-stage cache), so a shipped run can stand for its seed.
+A run folder that already holds a finished run is reused: `aflab run` resumes from its stage cache
+and recomputes only the summary, so a finished run can stand for its seed.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ METRICS = (
 
 
 def run(config: str, seed: int, out: Path) -> dict:
-    if not (out / "summary.json").exists():
-        subprocess.run(
-            [sys.executable, "-m", "aflab.cli", "run", config, "--seed", str(seed), "--out", str(out)], check=True
-        )
+    """`aflab run` at top-level `seed` into `out`: a finished run's stages are reused and only its
+    summary (statistics, verdicts, report) is recomputed, so every seed is judged by today's rules."""
+    subprocess.run(
+        [sys.executable, "-m", "aflab.cli", "run", config, "--seed", str(seed), "--out", str(out)], check=True
+    )
     return json.loads((out / "summary.json").read_text(encoding="utf-8"))
 
 

@@ -60,6 +60,8 @@ NULL_KEYS = {
     "denial_contrast": "denial_contrast",
     "compliance_free": "compliance_free",
     "compliance_paid": "compliance_paid",
+    "oracle_af+degenerate": "oracle_af+degenerate",
+    "af_rate_audit+degenerate": "af_rate_audit+degenerate",
 }
 
 
@@ -75,11 +77,14 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         if m.learning_rate == 0 or (m.learning_rate is None and cfg.sweep.rl.learning_rate == 0)
     }
     rows: dict[tuple[str, str], dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
+    trained_on: dict[tuple[str, str], str] = {}  # (organism, arm) -> its (first) training monitor
     runs = []
     for r in results:
         row = flatten(r["audit"], r["training"], r["held_out"])
         am = r["audit_monitor"]
         row["af_rate_audit"] = r["audit"]["af_rate"].get(am)
+        for fk in ("oracle_af", "af_rate_audit"):  # faking or broken text: what degraded's test reads
+            row[f"{fk}+degenerate"] = _sum(row.get(fk), row.get("degenerate"))
         row["lying_audit"] = (r["audit"].get("lying") or {}).get(am)
         row["recall_vs_oracle/audit"] = row.get(f"recall_vs_oracle/{am}")
         if r["training"]:
@@ -89,6 +94,8 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
                 row["recall_vs_oracle/audit"], row["recall_vs_oracle/training"]
             )
         rows[(r["organism"], r["mitigation"])][(r.get("replica", 0), r["seed"])] = row
+        if r["training"]:
+            trained_on[(r["organism"], r["mitigation"])] = r["training"][0]
         runs.append(
             {
                 "organism": r["organism"],
@@ -121,6 +128,10 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
             gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
         if null is not None and mit != null and (null_rows := rows.get((org, null))):
             diffs = paired_diffs(by_run, null_rows, tuple(NULL_KEYS.values()))
+            # the arm's training monitor read on the null update's samples too (it must be among the
+            # null's audit monitors): the same monitor on both sides of the difference
+            if train := trained_on.get((org, mit)):
+                diffs["af_rate_training"] = paired_diffs(by_run, null_rows, (f"af_rate/{train}",))[f"af_rate/{train}"]
             vs_null[org][mit] = {
                 k: est for k, row_key in NULL_KEYS.items() if (est := diff_interval(diffs[row_key]))["n"]
             }
@@ -217,6 +228,10 @@ def bounds_of(metric: str) -> tuple[float, float] | None:
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
 
 
 CURVE_KEYS = (
