@@ -139,10 +139,11 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
             "<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdict_lines) + "</ul>",
             f"<p><b>What this says.</b> {html.escape(says)}</p>",
         ]
-        if null_rows := S.null_rows(sw, org):
+        null_header, null_rows = S.null_table(sw, org)
+        if null_rows:
             caption = f"Paired differences against {sw['null']} (the verdicts' input; same organisms, same samples):"
-            md += [caption, "", md_table(S.NULL_HEADER, null_rows), ""]
-            body += [f"<p>{html.escape(caption)}</p>", html_table(S.NULL_HEADER, null_rows)]
+            md += [caption, "", md_table(null_header, null_rows), ""]
+            body += [f"<p>{html.escape(caption)}</p>", html_table(null_header, null_rows)]
         validity = S.headline_rows(sw, org, S.VALIDITY)
         if len(S.columns(sw, org, S.VALIDITY)):
             header = S.headline_header(sw, org, S.VALIDITY)
@@ -244,9 +245,10 @@ def results_page(summary: dict[str, Any], source: str, page: str) -> str:
                 md += ["", "What the audit sees, against ground truth:", "", validity, ""]
                 md += [f"- {n}" for n in notes]
             md += ["", *[f"- {v}" for v in S.verdict_lines(sw, org)]]
-            if null_rows := S.null_rows(sw, org):
+            null_header, null_rows = S.null_table(sw, org)
+            if null_rows:
                 intro = f"Paired differences against {sw['null']} (the verdicts' input; same organisms, same samples):"
-                md += ["", intro, "", md_table(S.NULL_HEADER, null_rows)]
+                md += ["", intro, "", md_table(null_header, null_rows)]
             paired = S.paired_rows(sw, org) if sw["reference"] != sw.get("null") else []
             if paired:
                 intro = f"Paired differences against {sw['reference']} (same organisms and seeds):"

@@ -193,15 +193,15 @@ NULL_COLUMNS = (
     ("Δ rationalised free", "rationalised_free"),
     ("Δ degenerate", "degenerate"),
 )
-NULL_HEADER = ["mitigation", *(h for h, _ in NULL_COLUMNS)]
 
 
-def null_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
-    """Each arm minus the null update, paired by organism (what every verdict reads)."""
-    return [
-        [mit, *(fmt(d.get(k), True) if d.get(k) else "—" for _, k in NULL_COLUMNS)]
-        for mit, d in (sw.get("paired_vs_null") or {}).get(org, {}).items()
-    ]
+def null_table(sw: dict[str, Any], org: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): each arm minus the null update, paired by organism (what every verdict reads);
+    a column only where some arm has it."""
+    arms = (sw.get("paired_vs_null") or {}).get(org, {})
+    cols = [(h, k) for h, k in NULL_COLUMNS if any(k in d for d in arms.values())]
+    rows = [[mit, *(fmt(d.get(k), True) if d.get(k) else "—" for _, k in cols)] for mit, d in arms.items()]
+    return ["mitigation", *(h for h, _ in cols)], rows
 
 
 def verdict_lines(sw: dict[str, Any], org: str) -> list[str]:
@@ -242,6 +242,9 @@ def what_this_says(sw: dict[str, Any], org: str) -> str:
     parts = []
     for mit, v in verdicts.items():
         said = SAYS.get(v["verdict"], v["verdict"])
+        if v["verdict"] in ("reduced", "increased"):  # name what moved: faking, the gap, or both
+            moved = " and ".join(n for n, k in (("faking", "Δ faking"), ("the gap", "Δ gap")) if k in v["reason"])
+            said = f"{v['verdict']} {moved} against the null update"
         why = f"rule '{v['rule']}' could not decide: {v['reason']}" if v["verdict"] == "inconclusive" else v["reason"]
         parts.append(f"`{mit}` {said} ({why}).")
     sides = []
