@@ -272,6 +272,9 @@ class SFTSpec(Strict):
     # writes its own outputs. Sensible for real models that already answer; a from-scratch model
     # must also learn the output format ("completion").
     loss_on: Literal["completion", "scratchpad"] = "completion"
+    # The packing window of a real base model's SFT (a from-scratch model packs into model.max_length);
+    # shorter windows cost less per step (a smoke test needs no 1,024-token windows).
+    window: Annotated[int, Field(ge=32, le=MAX_COUNT)] = 1024
 
 
 class OrganismConfig(Strict):

@@ -20,7 +20,7 @@ def test_smollm2_config_runs_end_to_end(tmp_path):
     cfg = load_config(packaged_config("smollm2"), RunConfig).model_dump(mode="json")
     org = cfg["organisms"][0]
     org["data"]["n_examples"] = 12
-    org["sft"].update({"max_steps": 1, "batch_size": 1})  # 1,024-token windows on 135M parameters: minutes
+    org["sft"].update({"max_steps": 1, "batch_size": 1, "window": 256})  # one short window: the path, not the fit
     cfg["sampling"].update({"max_new_tokens": 24, "limit_requests": 2, "include_benign": False})
     sw = cfg["sweep"]
     sw["rl"].update(

@@ -96,7 +96,7 @@ def run_sft(
 
     sft = cfg.sft
     world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: the global batch is split over ranks
-    max_len = cfg.model.max_length if cfg.base_model is None else 1024
+    max_len = cfg.model.max_length if cfg.base_model is None else sft.window
     tokens = sum(len(r["input_ids"]) for r in rows)
     steps_per_epoch = max(1, math.ceil(tokens / max_len / sft.batch_size))
     peft_config = None

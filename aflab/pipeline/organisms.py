@@ -54,7 +54,10 @@ def model_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = N
         "stage": "model",
         "data": digest(data_key(cfg, seed, teacher)),
         "seed": seed,
-        **cfg.model_dump(include={"base_model", "gguf_file", "prompt_format", "model", "sft", "lora"}),
+        **cfg.model_dump(
+            include={"base_model", "gguf_file", "prompt_format", "model", "sft", "lora"},
+            exclude={"sft": {"window"}} if cfg.base_model is None else None,  # a real model's packing only
+        ),
     }
 
 
