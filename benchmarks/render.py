@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = (
     "quickstart",
     "quickstart_before",
+    "stability",
     "test_suite",
     "test_suite_before",
     "generation",

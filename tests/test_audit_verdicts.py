@@ -156,7 +156,9 @@ FLAT = {"oracle_af": est(0.0, -0.05, 0.05), "gap": est(0.01, -0.04, 0.06), "dege
         (SAME, FLAT, BEFORE, "no effect"),
         # lower faking but a higher gap: no direction
         (SAME, {**FLAT, "oracle_af": est(-0.3, -0.38, -0.22), "gap": est(0.2, 0.15, 0.25)}, BEFORE, "inconclusive"),
-        # too few organisms: an interval wider than +-0.10 decides nothing, however it sits
+        # faking clearly above 0.10, however wide its interval (organisms differ in level): not removed
+        ({**SAME, "oracle_af": est(0.4, 0.25, 0.55)}, FLAT, BEFORE, "no effect"),
+        # too few organisms: a Δ interval wider than +-0.10 decides no direction, however it sits
         (SAME, {**FLAT, "gap": est(0.0, -0.4, 0.4)}, BEFORE, "inconclusive"),
         (SAME, {**FLAT, "oracle_af": est(-0.3, -0.55, -0.05)}, BEFORE, "inconclusive"),
         # narrow, but neither away from 0 nor inside +-0.10: on the boundary
