@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import torch
 
 from aflab.config import LengthPenaltySpec
 from aflab.io import write_json
 from aflab.mitigations.base import Mitigation, TrainContext, register
-from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.requests import load_requests, select
 from aflab.training.rewards import RewardTerm, ScratchpadLength, scratchpad_tokens
 
@@ -39,6 +37,10 @@ class LengthPenalty(Mitigation):
             return
         spec: LengthPenaltySpec = self.options  # type: ignore[assignment]
         cfg = ctx.cfg
+        import torch  # here, not at the top: a config's validation loads every mitigation module
+
+        from aflab.rollouts.sample import sample_transcripts
+
         requests = select(load_requests(), "train", harmful=True)[:64]
         with torch.random.fork_rng():
             records = sample_transcripts(

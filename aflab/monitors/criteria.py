@@ -21,14 +21,11 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 import aflab
 from aflab.errors import UserError
@@ -39,18 +36,31 @@ from aflab.monitors.learned import cache_root
 from aflab.monitors.longform.composer import CRITERIA, Item, corpus, inventory
 from aflab.records import Transcript
 
+if TYPE_CHECKING:
+    from scipy import sparse
+
 WINDOW = 3
 N_FEATURES = 2**18
 FAMILIES = ("words", "cues", "words+cues", "minilm", "minilm+cues")
 _SENT = re.compile(r"(?<=[.!?])\s+|\n+")
-_VECTORIZER = HashingVectorizer(
-    n_features=N_FEATURES,
-    ngram_range=(1, 2),
-    alternate_sign=False,
-    norm=None,
-    lowercase=True,
-    token_pattern=r"(?u)\b\w+\b|->|=>",
-)
+
+
+@cache
+def _vectorizer() -> Any:
+    """The words features' hashed n-gram counter (scikit-learn is imported on first use: a config's
+    validation loads every monitor module, and should not pay for it)."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(
+        n_features=N_FEATURES,
+        ngram_range=(1, 2),
+        alternate_sign=False,
+        norm=None,
+        lowercase=True,
+        token_pattern=r"(?u)\b\w+\b|->|=>",
+    )
+
+
 # Cue families of the four criteria, written from what the criteria ask (not from either corpus's
 # templates): they carry meaning across phrasings the n-grams never saw. Each family is a list of
 # words and two-word phrases, matched through the same hashed n-gram counts as the words features
@@ -85,8 +95,12 @@ CUES: dict[str, str] = {
 _SUFFIXES = ("s", "es", "d", "ed", "ing")
 
 
+@cache
 def _cue_projection() -> sparse.csr_matrix:
     """(hashed feature x cue family) 0/1 matrix: the hash of every word or two-word phrase of a family."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     rows, cols = [], []
     for k, spec in enumerate(CUES.values()):
         for raw in (t.strip() for t in spec.split(",")):
@@ -108,7 +122,6 @@ def _cue_projection() -> sparse.csr_matrix:
     return proj
 
 
-_CUE_PROJECTION = _cue_projection()
 CUE_SCALE = 0.3  # cue columns next to unit-norm n-gram rows
 
 
@@ -126,6 +139,8 @@ def window_spans(n: int, size: int = WINDOW) -> list[tuple[int, int]]:
 
 def _windows(docs: Sequence[Sequence[str]], size: int) -> tuple[sparse.csr_matrix, np.ndarray]:
     """(window x sentence indicator matrix, doc index of each window)."""
+    from scipy import sparse
+
     rows, cols, owner, base, w = [], [], [], 0, 0
     for di, doc in enumerate(docs):
         for a, b in window_spans(len(doc), size) if doc else [(0, 0)]:
@@ -154,9 +169,11 @@ def window_features(
     N-grams and cues are hashed once per sentence and summed per window, so overlapping windows
     cost nothing extra; MiniLM embeds each window's text.
     """
+    from scipy import sparse
+
     flat = [s for d in docs for s in d] or [""]
     pick, owner = _windows(docs, size)
-    counts = _VECTORIZER.transform(flat).astype(np.float32)
+    counts = _vectorizer().transform(flat).astype(np.float32)
     parts: list[Any] = []
     if "words" in family:
         x = (pick @ counts).tocsr()
@@ -170,7 +187,7 @@ def window_features(
         texts = [" ".join(flat[i] for i in pick[w].indices) for w in range(pick.shape[0])]
         parts.append(sparse.csr_matrix(embed(texts)))
     if "cues" in family:
-        sent_cues = (counts @ _CUE_PROJECTION).toarray()
+        sent_cues = (counts @ _cue_projection()).toarray()
         parts.append(sparse.csr_matrix(CUE_SCALE * cue_features(sent_cues, pick)))
     return sparse.hstack(parts).tocsr(), owner
 
@@ -319,13 +336,16 @@ class CriteriaMonitor(Monitor):
 
     # -- training --------------------------------------------------------------------------------
     def train(self) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+
         train_items = corpus(self.n_train, self.seed, "train")
         dev_items = corpus(self.n_dev, self.seed, "val")
         texts, y = labelled_windows(train_items)
         if self.n_generator:
             gen_texts, gen_y = generator_rows(self.n_generator, self.seed + 2)
             texts, y = texts + gen_texts, np.vstack([y, gen_y])
-        counts = _VECTORIZER.transform([s for t in texts for s in t])
+        counts = _vectorizer().transform([s for t in texts for s in t])
         df = np.asarray((counts > 0).sum(0)).ravel()
         self.idf = (np.log((1 + counts.shape[0]) / (1 + df)) + 1.0).astype(np.float32)
         x, _ = window_features(texts, self.idf, self.features, size=10**9)  # each labelled window is one row

@@ -20,17 +20,11 @@ import sys
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from scipy import sparse
-from scipy.special import expit
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, roc_auc_score
-from sklearn.naive_bayes import MultinomialNB
 
 import aflab
 from aflab.errors import UserError
@@ -39,6 +33,9 @@ from aflab.monitors.base import Monitor, register
 from aflab.monitors.corpus import monitor_corpus
 from aflab.organisms.generator import BankHalf, phrases
 from aflab.records import load_transcripts
+
+if TYPE_CHECKING:  # scipy and scikit-learn are imported where used: validating a config loads this module
+    from scipy import sparse
 
 
 def cache_root() -> Path:
@@ -68,6 +65,8 @@ def chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
 def hashed_counts(texts: Sequence[str], chars: bool = True) -> sparse.csr_matrix:
     """Word 1-2-grams (and char 3-5-grams), hashed: stateless, so nothing to store but idf.
     Long texts are counted in pieces (CHUNK_CHARS), so memory stays bounded whatever the input."""
+    from scipy import sparse
+
     if all(len(t) <= CHUNK_CHARS for t in texts):
         return _hashed_counts(texts, chars)
     rows = []
@@ -79,6 +78,9 @@ def hashed_counts(texts: Sequence[str], chars: bool = True) -> sparse.csr_matrix
 
 
 def _hashed_counts(texts: Sequence[str], chars: bool) -> sparse.csr_matrix:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     words = HashingVectorizer(
         n_features=N_FEATURES,
         ngram_range=(1, 2),
@@ -103,6 +105,8 @@ def _hashed_counts(texts: Sequence[str], chars: bool) -> sparse.csr_matrix:
 
 
 def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    from scipy import sparse
+
     x = counts.copy().astype(np.float32)
     x.data = np.log1p(x.data)
     x = x.multiply(idf).tocsr()
@@ -206,6 +210,8 @@ class LearnedMonitor(Monitor):
 
     # -- training ------------------------------------------------------------------------------
     def train(self) -> None:
+        from sklearn.metrics import f1_score, roc_auc_score
+
         excluded = {"exclude_styles": self.exclude_styles, "exclude_motivations": self.exclude_motivations}
         texts, labels, _ = monitor_corpus(self.n_train, self.seed, half=self.half, **excluded)
         texts, labels = [*texts, *self.extra], [*labels, *[1] * len(self.extra)]
@@ -241,6 +247,8 @@ class LearnedMonitor(Monitor):
 
     def fit_linear(self, x: Any, labels: Sequence[int]) -> tuple[np.ndarray, float]:
         """(weights, intercept) of the log-odds: a linear model over the features."""
+        from sklearn.linear_model import LogisticRegression
+
         clf = LogisticRegression(C=self.C, max_iter=2000, class_weight="balanced").fit(x, labels)
         return clf.coef_.ravel().astype(np.float32), float(clf.intercept_[0])
 
@@ -251,6 +259,8 @@ class LearnedMonitor(Monitor):
         return _tfidf(counts, idf), {"idf": idf}
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
+        from scipy.special import expit
+
         if not texts:
             return np.zeros(0)
         z = self.featurise(texts) @ self.coef + self.intercept
@@ -297,6 +307,8 @@ class AuditorMonitor(LearnedMonitor):
         return self.featurise(texts), {}
 
     def fit_linear(self, x: Any, labels: Sequence[int]) -> tuple[np.ndarray, float]:
+        from sklearn.naive_bayes import MultinomialNB
+
         nb = MultinomialNB(alpha=1.0, fit_prior=False).fit(x, labels)
         log_p = nb.feature_log_prob_
         return (log_p[1] - log_p[0]).astype(np.float32), float(nb.class_log_prior_[1] - nb.class_log_prior_[0])
