@@ -126,23 +126,20 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
             diffs = paired_diffs(by_run, ref, PAIRED_KEYS)
             paired[org][mit] = diff_intervals(diffs)
             gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
+        delta = None  # the arm minus the null update, by run-row key: what the verdict reads
         if null is not None and mit != null and (null_rows := rows.get((org, null))):
             diffs = paired_diffs(by_run, null_rows, tuple(NULL_KEYS.values()))
             # the arm's training monitor read on the null update's samples too (it must be among the
             # null's audit monitors): the same monitor on both sides of the difference
             if train := trained_on.get((org, mit)):
                 diffs["af_rate_training"] = paired_diffs(by_run, null_rows, (f"af_rate/{train}",))[f"af_rate/{train}"]
-            vs_null[org][mit] = {
-                k: est for k, row_key in NULL_KEYS.items() if (est := diff_interval(diffs[row_key]))["n"]
-            }
+            delta = {row_key: est for row_key, d in diffs.items() if (est := diff_interval(d))["n"]}
+            vs_null[org][mit] = {k: delta[row_key] for k, row_key in NULL_KEYS.items() if row_key in delta}
         # each run against its own organism's before-RL audit: the noise floor's test, paired by organism
         if before_rows := base.get("replica_rows", {}).get(org):
             vs_before[org][mit] = diff_intervals(
                 paired_diffs(by_run, {r: before_rows[r[0]] for r in by_run}, BEFORE_KEYS)
             )
-        delta = (
-            {row_key: vs_null[org][mit].get(k) for k, row_key in NULL_KEYS.items()} if vs_null[org].get(mit) else None
-        )
         verdicts[org][mit] = verdict(
             table[org][mit],
             delta,

@@ -76,15 +76,11 @@ def above(name: str, x: dict[str, Any] | None, t: float) -> Test:
 
 
 def below(name: str, x: dict[str, Any] | None, t: float) -> Test:
-    """Is the quantity clearly at or below `t` (the mirror of `above`)?"""
-    e = _est(x)
-    if e is None:
+    """Is the quantity clearly at or below `t`? The mirror of `above`: the same interval decides both."""
+    if _est(x) is None:
         return False, f"{name}: not measured"
-    if e.hi <= t:  # type: ignore[operator]
-        return True, _show(name, e)
-    if e.lo > t:  # type: ignore[operator]
-        return False, _show(name, e)
-    return None, _across(name, e, t)
+    result, why = above(name, x, t)
+    return (None if result is None else not result), why
 
 
 def _across(name: str, e: Estimate, t: float) -> str:

@@ -127,7 +127,7 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
     for org in sw["table"]:
         plots = S.write_sweep_plots(run_dir, sw, org)
         rows = S.headline_rows(sw, org)
-        paired = S.paired_rows(sw, org) if sw["reference"] != sw.get("null") else []
+        paired = S.paired_rows(sw, org)
         verdict_lines = S.verdict_lines(sw, org)
         says = S.what_this_says(sw, org)
         gen = S.generalisation(sw, org)
@@ -141,7 +141,7 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
         ]
         null_header, null_rows = S.null_table(sw, org)
         if null_rows:
-            caption = f"Paired differences against {sw['null']} (the verdicts' input; same organisms, same samples):"
+            caption = S.null_caption(sw)
             md += [caption, "", md_table(null_header, null_rows), ""]
             body += [f"<p>{html.escape(caption)}</p>", html_table(null_header, null_rows)]
         validity = S.headline_rows(sw, org, S.VALIDITY)
@@ -247,9 +247,8 @@ def results_page(summary: dict[str, Any], source: str, page: str) -> str:
             md += ["", *[f"- {v}" for v in S.verdict_lines(sw, org)]]
             null_header, null_rows = S.null_table(sw, org)
             if null_rows:
-                intro = f"Paired differences against {sw['null']} (the verdicts' input; same organisms, same samples):"
-                md += ["", intro, "", md_table(null_header, null_rows)]
-            paired = S.paired_rows(sw, org) if sw["reference"] != sw.get("null") else []
+                md += ["", S.null_caption(sw), "", md_table(null_header, null_rows)]
+            paired = S.paired_rows(sw, org)
             if paired:
                 intro = f"Paired differences against {sw['reference']} (same organisms and seeds):"
                 md += ["", intro, "", md_table(S.PAIRED, paired)]

@@ -168,6 +168,10 @@ def _training_name(sw: dict[str, Any], org: str, mit: str) -> str | None:
 
 
 def paired_rows(sw: dict[str, Any], org: str) -> list[list[str]]:
+    """Each arm against the reference (the first arm); none when the reference is the null update,
+    whose table (`null_table`) already says it."""
+    if sw["reference"] == sw.get("null"):
+        return []
     rows = []
     for mit, d in sw["paired_vs_reference"].get(org, {}).items():
         rows.append(
@@ -193,6 +197,10 @@ NULL_COLUMNS = (
     ("Δ rationalised free", "rationalised_free"),
     ("Δ degenerate", "degenerate"),
 )
+
+
+def null_caption(sw: dict[str, Any]) -> str:
+    return f"Paired differences against {sw['null']} (the verdicts' input; same organisms, same samples):"
 
 
 def null_table(sw: dict[str, Any], org: str) -> tuple[list[str], list[list[str]]]:
