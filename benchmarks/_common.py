@@ -29,6 +29,22 @@ def machine() -> str:
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def clone_at(rev: str, prefix: str) -> tuple[Path, str]:
+    """(checkout folder, short commit): this repository cloned into a new temporary folder and
+    checked out at `rev`, so that a benchmark runs a commit's own README commands, nothing local."""
+    import subprocess
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix=prefix)) / "aflab"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(root)], check=True)
+    subprocess.run(["git", "checkout", "-q", rev], cwd=root, check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return root, commit
 
 
 def record(

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, record
+from _common import RESULTS, clone_at, machine, record
 from sft_mfu import matmul_peak
 
 
@@ -41,26 +41,19 @@ def fresh_clone(rev: str) -> tuple[Path, float, float, int, str]:
     """(run folder, install seconds, run seconds, peak RSS KiB, commit) of the README's first command
     (that commit's README) in a fresh clone of `rev`, with an empty monitor cache."""
     import os
-    import tempfile
 
-    root = Path(tempfile.mkdtemp(prefix="aflab-fresh-"))
-    repo = Path(__file__).resolve().parents[1]
-    subprocess.run(["git", "clone", "-q", str(repo), str(root / "aflab")], check=True)
-    subprocess.run(["git", "checkout", "-q", rev], cwd=root / "aflab", check=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=root / "aflab", capture_output=True, text=True, check=True
-    ).stdout.strip()
-    command = readme_command((root / "aflab" / "README.md").read_text(encoding="utf-8"))
+    checkout, commit = clone_at(rev, "aflab-fresh-")
+    command = readme_command((checkout / "README.md").read_text(encoding="utf-8"))
     install, run = command.removesuffix(" && aflab run"), ". .venv/bin/activate && aflab run"
-    env = {**os.environ, "AFLAB_CACHE_DIR": str(root / "cache")}
+    env = {**os.environ, "AFLAB_CACHE_DIR": str(checkout.parent / "cache")}
     env.pop("VIRTUAL_ENV", None)
     t0 = time.perf_counter()
-    subprocess.run(["bash", "-c", install], cwd=root / "aflab", env=env, check=True)
+    subprocess.run(["bash", "-c", install], cwd=checkout, env=env, check=True)
     t1 = time.perf_counter()
-    subprocess.run(["bash", "-c", run], cwd=root / "aflab", env=env, check=True)
+    subprocess.run(["bash", "-c", run], cwd=checkout, env=env, check=True)
     t2 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return root / "aflab" / "runs" / "quickstart", t1 - t0, t2 - t1, peak, commit
+    return checkout / "runs" / "quickstart", t1 - t0, t2 - t1, peak, commit
 
 
 def main() -> None:

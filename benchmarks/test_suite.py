@@ -16,14 +16,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import record
-
-REPO = Path(__file__).resolve().parents[1]
+from _common import clone_at, record
 
 
 def test_command(readme: str) -> str:
@@ -34,27 +31,22 @@ def test_command(readme: str) -> str:
 def fresh_clone(rev: str) -> tuple[str, float, float, str]:
     """(commit, install seconds, test seconds, pytest's output) of the README's test command in a fresh
     clone of `rev`, with nothing inherited from this shell's virtual environment."""
-    root = Path(tempfile.mkdtemp(prefix="aflab-tests-"))
-    subprocess.run(["git", "clone", "-q", str(REPO), str(root / "aflab")], check=True)
-    subprocess.run(["git", "checkout", "-q", rev], cwd=root / "aflab", check=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=root / "aflab", capture_output=True, text=True, check=True
-    ).stdout.strip()
-    command = test_command((root / "aflab" / "README.md").read_text(encoding="utf-8"))
+    checkout, commit = clone_at(rev, "aflab-tests-")
+    command = test_command((checkout / "README.md").read_text(encoding="utf-8"))
     install, tests = command.split(" && python -m pytest", 1)
     tests = ". .venv/bin/activate && python -m pytest" + tests
     if "--durations" not in tests:
         tests += " --durations=10"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     t0 = time.perf_counter()
-    subprocess.run(["bash", "-c", install], cwd=root / "aflab", env=env, check=True)
+    subprocess.run(["bash", "-c", install], cwd=checkout, env=env, check=True)
     t1 = time.perf_counter()
-    done = subprocess.run(["bash", "-c", tests], cwd=root / "aflab", env=env, capture_output=True, text=True)
+    done = subprocess.run(["bash", "-c", tests], cwd=checkout, env=env, capture_output=True, text=True)
     t2 = time.perf_counter()
     if done.returncode != 0:
-        log = root / "pytest.log"
+        log = checkout.parent / "pytest.log"
         log.write_text(done.stdout + done.stderr, encoding="utf-8")
-        sys.exit(f"the test command failed in {root / 'aflab'} (whole output: {log}):\n{done.stdout[-3000:]}")
+        sys.exit(f"the test command failed in {checkout} (whole output: {log}):\n{done.stdout[-3000:]}")
     return commit, t1 - t0, t2 - t1, done.stdout
 
 
