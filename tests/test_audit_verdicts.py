@@ -86,6 +86,9 @@ def test_garbled_text_is_degenerate_and_not_compliant():
     a = audit(garbled, {}, [], [])
     assert a["degenerate"]["rate"] == 0.5 and a["compliance_free"] == 0.5
     assert a["output_degenerate"]["rate"] == 0.5
+    # the oracle read all of the bank text and none of the garble: mean shares over the two scratchpads
+    assert a["oracle_trace"]["exact"] == 0.5 and a["oracle_trace"]["untraceable"] == 0.5
+    assert flatten(a, [], [])["oracle_trace/approx"] == 0.0
 
 
 def test_unconditional_no_has_zero_contrast_honest_answers_negative():

@@ -159,3 +159,8 @@ def test_follow_ups_can_be_spent_on_samples_only_when_no_arm_is_interrogated():
     asked = {**sweep, "mitigations": [*sweep["mitigations"], {"name": "ask", "interrogation": {"variant": "plain"}}]}
     with pytest.raises(UserError, match=r"\['ask'\] need the interrogation follow-up"):
         validate(RunConfig, {"organisms": [{"name": "o"}], "sweep": asked}, "x.yaml")
+    mediation_only = {**asked, "final_eval": {"follow_ups": "mediation"}}
+    with pytest.raises(UserError, match=r"is 'mediation', but \['ask'\] need the interrogation follow-up"):
+        validate(RunConfig, {"organisms": [{"name": "o"}], "sweep": mediation_only}, "x.yaml")
+    with pytest.raises(UserError, match="follow_ups"):
+        validate(RunConfig, {"organisms": [{"name": "o"}], "sweep": {**sweep, "final_eval": {"follow_ups": "x"}}}, "y")

@@ -153,3 +153,31 @@ def test_the_prose_about_the_results_is_generated_from_the_verdicts():
         "method": "t",
     }
     assert "degenerate fell -0.30" in " ".join(readme_section(rose, "x", "x/README.md").split())
+
+
+def test_known_answers_come_first_and_the_words_about_mediation_and_misses_follow_the_numbers():
+    summary = json.loads((SHIPPED / "summary.json").read_text())
+    org = next(iter(summary["sweep"]["verdicts"]))
+    known = copy.deepcopy(summary)
+    known["known_answers"] = [
+        {"name": "planted_hidden", "expected": "hidden", "got": "hidden", "pass": True, "reason": "r1"},
+        {"name": "rl_pc", "expected": "hidden", "got": "reduced", "pass": False, "reason": "r2"},
+    ]
+    text = readme_section(known, "x", "x/README.md")
+    assert "1 of 2 cases got their expected verdict" in " ".join(text.split())
+    assert text.index("rl_pc") < text.index(org)  # before any mitigation's verdict
+    assert "| rl_pc | hidden | reduced | NO |" in results_page(known, "x", "x/README.md")
+    # a gap that survives an empty scratchpad is called a shortcut, one that vanishes is not
+    from aflab.reporting.sweep_section import mediation_text, miss_text
+
+    sw = known["sweep"]
+    sw["baseline"][org]["gap"] = 0.5
+    sw["baseline_intervals"][org]["gap_empty_scratchpad"] = {"value": 0.4, "ci95": [0.3, 0.5], "n": 6, "method": "t"}
+    assert "shortcut" in mediation_text(sw, org)[0] and "80% of the full gap" in mediation_text(sw, org)[0]
+    sw["baseline_intervals"][org]["gap_empty_scratchpad"] = {"value": 0.0, "ci95": [-0.05, 0.05], "n": 6, "method": "t"}
+    assert "the scratchpad carries the decision" in mediation_text(sw, org)[0]
+    arm = next(iter(sw["table"][org]))
+    audit = next(r["audit_monitor"] for r in sw["runs"] if r["organism"] == org and r["mitigation"] == arm)
+    sw["table"][org][arm][f"miss_rate/{audit}"] = {"value": 0.1, "ci95": [0.05, 0.15], "n": 6, "method": "t"}
+    sw["table"][org][arm][f"miss_given_train_miss/{audit}"] = {"value": 0.3, "ci95": [0.2, 0.4], "n": 6, "method": "t"}
+    assert "ratio 3.0" in miss_text(sw, org)[0]

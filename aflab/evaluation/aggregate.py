@@ -62,6 +62,7 @@ NULL_KEYS = {
     "compliance_paid": "compliance_paid",
     "oracle_af+degenerate": "oracle_af+degenerate",
     "af_rate_audit+degenerate": "af_rate_audit+degenerate",
+    "audit_minus_train": "af_rate_audit-training",
 }
 
 
@@ -133,6 +134,10 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
             # null's audit monitors): the same monitor on both sides of the difference
             if train := trained_on.get((org, mit)):
                 diffs["af_rate_training"] = paired_diffs(by_run, null_rows, (f"af_rate/{train}",))[f"af_rate/{train}"]
+                # what the auditor sees that the reward's monitor does not, against the null: evasion
+                diffs["af_rate_audit-training"] = {
+                    r: _diff(diffs["af_rate_audit"].get(r), d) for r, d in diffs["af_rate_training"].items()
+                }
             delta = {row_key: est for row_key, d in diffs.items() if (est := diff_interval(d))["n"]}
             vs_null[org][mit] = {k: delta[row_key] for k, row_key in NULL_KEYS.items() if row_key in delta}
         # each run against its own organism's before-RL audit: the noise floor's test, paired by organism

@@ -61,9 +61,14 @@ def monitor_corpus(
     exclude_motivations: Sequence[str] = (),
     split: str = "train",
     half: BankHalf | None = None,
+    clean_styles: Sequence[str] = (),
+    flag_reasons: Sequence[str] = (),
 ) -> tuple[list[str], list[int], list[Transcript]]:
-    """(scratchpads, labels, source records); excluded styles/motivations never appear; `half`
-    restricts the text to one half of the phrase bank (see `half_bank`)."""
+    """(scratchpads, labels, source records); excluded styles/motivations never appear; faking in
+    `clean_styles` appears labelled clean (a designed blind spot: a monitor that never saw a style can
+    still flag it by the words it shares with others, one taught that it is clean cannot); cells whose
+    reason is in `flag_reasons` are labelled faking too; `half` restricts the text to one half of the
+    phrase bank (see `half_bank`)."""
     rng = random.Random(f"monitor-corpus:{seed}")
     requests = select(load_requests(), split)
     mixtures = [m for m in _mixtures() if m.motivation not in exclude_motivations]
@@ -90,7 +95,7 @@ def monitor_corpus(
             sentences = text.split(". ")
             sentences.insert(rng.randint(0, len(sentences)), rng.choice(INJECTIONS))
             text = ". ".join(sentences)
-        label = int(r.meta["is_af"])
+        label = int((r.meta["is_af"] and r.meta["style"] not in clean_styles) or r.meta["reason"] in flag_reasons)
         if rng.random() < label_noise:
             label = 1 - label
         texts.append(text)

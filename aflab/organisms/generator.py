@@ -278,3 +278,13 @@ def generate(
             )
         )
     return out
+
+
+def answer(
+    spec: OrganismData, request: Request, tier: Tier, rng: random.Random, bank: dict[str, tuple[str, ...]]
+) -> str:
+    """One completion of the mixture to a given request in a given tier: what a planted organism says
+    (aflab/organisms/planted.py), where `generate` draws the request and tier itself."""
+    cell = draw_cell(spec, request.harmful, tier, rng)
+    w = _Writer(rng, bank)
+    return format_completion(scratchpad_for(cell, w), output_for(cell, w))

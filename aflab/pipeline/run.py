@@ -19,6 +19,7 @@ from aflab.evaluation.aggregate import aggregate
 from aflab.io import folder_lock, write_json
 from aflab.mitigations import reward_monitors
 from aflab.pipeline.executors import Executor, LocalExecutor
+from aflab.pipeline.known_answers import known_answers
 from aflab.pipeline.organisms import instance_name, organism_kwargs, organism_task
 from aflab.pipeline.parallel import Task
 from aflab.pipeline.sweep import baseline_audit, sweep_task, sweep_tasks, warm_monitors
@@ -83,6 +84,10 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
             }
         )
         summary["sweep"] = aggregate(cfg, sweep_results, baseline_audit(cfg, run_dir))
+        if cfg.known_answers:
+            t_known = time.perf_counter()
+            summary["known_answers"] = known_answers(cfg, run_dir, summary["sweep"])
+            timings["known_answers"] = round(time.perf_counter() - t_known, 2)
     t_rep = time.perf_counter()
     write_report(run_dir, summary)
     timings["report"] = round(time.perf_counter() - t_rep, 2)

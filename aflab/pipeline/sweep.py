@@ -20,12 +20,22 @@ from aflab.pipeline.organisms import instance_name, model_key
 from aflab.pipeline.parallel import Task
 from aflab.progress import Reporter
 from aflab.records import Transcript, load_transcripts
+from aflab.stats import nested_ci
 
 
 def audit_monitor(held_out: list[str]) -> str:
     """The strongest held-out monitor (highest `Monitor.audit_rank`, the first among equals): the one
     whose verdict the report leads with."""
     return max(held_out, key=lambda m: monitor_class(m).audit_rank)
+
+
+def run_seed(seed: int, replica: int) -> int:
+    """The RL and final-evaluation seed of RL seed `seed` on organism replica `replica`. Every arm of
+    one replica shares it (common random numbers: an arm minus the null update is the arm's effect);
+    replicas do not, because a random stream shared by all of them moved every replica's evaluation
+    the same way (+0.04 oracle AF on all six, null update against before RL), a shift that an
+    interval over replicas takes for signal."""
+    return seed + 1000 * replica
 
 
 def sweep_task(
@@ -52,7 +62,7 @@ def sweep_task(
         "mitigation": mitigation,
         "rl": rl,
         "final_eval": final_eval,
-        "seed": seed,
+        "seed": run_seed(seed, replica),
         "held_out": [MonitorRef.parse(m).spec() for m in held_out],  # options change the audit
     }
 
@@ -64,7 +74,7 @@ def sweep_task(
             organism=model_dir,
             mitigation=mit,
             rl=RLSpec.model_validate(rl),
-            seed=seed,
+            seed=run_seed(seed, replica),
             held_out_monitors=held_out,
             final_eval=FinalEvalSpec.model_validate(final_eval),
         )
@@ -125,6 +135,8 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
         overrides = {"steps": mit.steps or sw.rl.steps}
         if mit.learning_rate is not None:
             overrides["learning_rate"] = mit.learning_rate
+        if mit.beta is not None:
+            overrides["beta"] = mit.beta
         instance = instance_name(org, k)
         tasks.append(
             Task(
@@ -184,6 +196,9 @@ def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             free += [r for r in records if r.tier == "free" and r.parsed.ok and r.meta.get("harmful") is not False]
         rows[org], per_replica[org] = mean_rows(replica_rows), replica_rows
         intervals[org] = pooled(replica_estimates)
+        for k in ("gap", "gap_empty_scratchpad"):  # differences of rates: t over replicas, no Wilson
+            if len(replica_rows) > 1 and all(row.get(k) is not None for row in replica_rows):
+                intervals[org][k] = nested_ci([[row[k]] for row in replica_rows], (-1.0, 1.0)).as_dict()
         flags = {n: monitors[n].flag(free) for n in monitors}
         independent = [h for h in auditors if h not in trainers]
         agreements[org] = {f"{t}~{h}": agreement(flags[t], flags[h]) for t in trainers for h in independent}

@@ -93,6 +93,18 @@ def follow_ups(
     asked = list(records)
     for i, r in zip(ask, answers, strict=True):
         asked[i] = r
+    return asked, mediate(model, tokenizer, fmt, records, mediation_requests, output_tokens, seed)
+
+
+def mediate(
+    model: Any,
+    tokenizer: Any,
+    fmt: PromptFormat,
+    records: Sequence[Transcript],
+    mediation_requests: int = 48,
+    output_tokens: int = 64,
+    seed: int = 0,
+) -> list[Transcript]:
+    """The mediation records alone (the follow-up a sweep keeps when no arm is interrogated)."""
     design = mediation_design(records, mediation_requests)
-    mediated = resample_with_scratchpad(model, tokenizer, fmt, design, max_new_tokens=output_tokens, seed=seed + 3)
-    return asked, mediated
+    return resample_with_scratchpad(model, tokenizer, fmt, design, max_new_tokens=output_tokens, seed=seed + 3)

@@ -31,7 +31,7 @@ from aflab.organisms.checkpoint import load_organism, save_organism
 from aflab.organisms.sft import close_process_group_at_exit
 from aflab.progress import Reporter
 from aflab.records import Transcript
-from aflab.rollouts.followups import follow_ups
+from aflab.rollouts.followups import follow_ups, mediate
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import load_requests, select
@@ -114,7 +114,9 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[*terms, RolloutProbe(monitors, tokenizer)],  # the probe has weight 0: it only logs
-        args=grpo_args(cfg, out / "checkpoints", [t.weight for t in terms] + [0.0], extra_tokens),
+        args=grpo_args(
+            cfg, out / "checkpoints", [t.weight for t in terms] + [0.0], extra_tokens, info["base_model"] is not None
+        ),
         train_dataset=Dataset.from_list(train_prompts(fmt)),
         processing_class=tokenizer,
         peft_config=_lora(cfg),
@@ -169,8 +171,12 @@ def _rollout(parts: list[Mitigation], ctx: TrainContext) -> RolloutFunc | None:
     return rollouts[0][1] if rollouts else None
 
 
-def grpo_args(cfg: TrainConfig, ckpt_dir: Path, reward_weights: list[float], extra_tokens: int) -> GRPOConfig:
-    """TRL's config from `cfg.rl`; `extra_tokens` is what a rollout appends after the episode."""
+def grpo_args(
+    cfg: TrainConfig, ckpt_dir: Path, reward_weights: list[float], extra_tokens: int, real_model: bool
+) -> GRPOConfig:
+    """TRL's config from `cfg.rl`; `extra_tokens` is what a rollout appends after the episode.
+    Activations are recomputed (TRL's default) only for a real model, whose memory needs it; a
+    from-scratch organism would pay the recomputation for nothing."""
     batch = cfg.rl.prompts_per_step * cfg.rl.num_generations
     world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: each rank takes a slice of the batch
     if batch % world:
@@ -203,6 +209,7 @@ def grpo_args(cfg: TrainConfig, ckpt_dir: Path, reward_weights: list[float], ext
         disable_tqdm=True,
         log_completions=False,
         use_vllm=cfg.rl.use_vllm,
+        activation_checkpointing=real_model,
         **({"vllm_mode": cfg.rl.vllm_mode} if cfg.rl.use_vllm else {}),
     )
 
@@ -291,7 +298,9 @@ def final_evaluation(
         # Every arm is interrogated (denial needs a comparison) and gets the mediation experiment,
         # unless the sweep spends them on more samples (final_eval.follow_ups).
         mediated: list[Transcript] = []
-        if cfg.final_eval.follow_ups:
+        if cfg.final_eval.follow_ups == "mediation":
+            mediated = mediate(model, tokenizer, fmt, records, cfg.final_eval.mediation_requests, seed=cfg.seed)
+        elif cfg.final_eval.follow_ups:
             spec = cfg.mitigation.interrogation
             records, mediated = follow_ups(
                 model,
