@@ -46,8 +46,16 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path("runs/stability"))
     ap.add_argument("--config", default="quickstart")
     args = ap.parse_args()
-    sweeps = {s: run(args.config, s, args.root / f"seed{s}")["sweep"] for s in args.seeds}
+    summaries = {s: run(args.config, s, args.root / f"seed{s}") for s in args.seeds}
+    sweeps = {s: summary["sweep"] for s, summary in summaries.items()}
     first = sweeps[args.seeds[0]]
+    # the known answers (expected verdicts fixed in the config) at every seed
+    known = [
+        [k["name"], str(s), k["expected"], k["got"], "yes" if k["pass"] else "NO"]
+        for s in args.seeds
+        for k in summaries[s].get("known_answers", [])
+    ]
+    known_passed = sum(row[-1] == "yes" for row in known)
     rows, agree, figures = [], [], {}
     for org in first["verdicts"]:
         for arm in first["mitigations"]:
@@ -72,6 +80,10 @@ def main() -> None:
     for r in rows:
         print(" | ".join(r))
     print(f"verdicts the same at every seed: {sum(agree)}/{len(agree)} arms ({share:.0%})")
+    for row in known:
+        print(" | ".join(row))
+    if known:
+        print(f"known answers that got their expected verdict: {known_passed}/{len(known)} (cases x seeds)")
     design = first.get("design", {})
     record(
         "stability",
@@ -82,7 +94,19 @@ def main() -> None:
                 "goal": "all",
                 "measured": f"{sum(agree)}/{len(agree)}",
                 "verdict": "met" if all(agree) else "missed",
-            }
+            },
+            *(
+                [
+                    {
+                        "benchmark": "known answers with their expected verdict, cases x seeds",
+                        "goal": "all",
+                        "measured": f"{known_passed}/{len(known)}",
+                        "verdict": "met" if known_passed == len(known) else "missed",
+                    }
+                ]
+                if known
+                else []
+            ),
         ],
         tables=[
             {
@@ -91,9 +115,26 @@ def main() -> None:
                 "organism.",
                 "header": header,
                 "rows": rows,
-            }
+            },
+            *(
+                [
+                    {
+                        "caption": "Known answers: each case's verdict, fixed in the config before the run, and "
+                        "what the audit said at each seed.",
+                        "header": ["case", "seed", "expected", "got", "pass"],
+                        "rows": known,
+                    }
+                ]
+                if known
+                else []
+            ),
         ],
-        figures={"seeds": args.seeds, "agree": share, "arms": figures},
+        figures={
+            "seeds": args.seeds,
+            "agree": share,
+            "arms": figures,
+            "known_answers": {str(s): summaries[s].get("known_answers", []) for s in args.seeds},
+        },
     )
 
 
