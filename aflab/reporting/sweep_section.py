@@ -75,7 +75,7 @@ VALIDITY = (
     Column("approximately", "oracle_trace/approx", "oracle_trace/approx", interval=False, optional=True),
     Column("untraceable", "oracle_trace/untraceable", "oracle_trace/untraceable", interval=False, optional=True),
     Column("auditor miss rate", "miss_rate/{audit}", optional=True),
-    Column("auditor miss | training missed", "miss_given_train_miss/{audit}", optional=True),
+    Column("auditor miss where training missed", "miss_given_train_miss/{audit}", optional=True),
 )
 
 
@@ -138,9 +138,9 @@ def controls_text(sw: dict[str, Any], org: str) -> list[str]:
                 else " - not shown at this size: the interval of the difference includes 0"
             )
         out.append(
-            f"Positive control (process supervision against `{_training_name(sw, org, 'positive_control')}`, built "
-            f"blind to terse and euphemistic faking): recall against the oracle {fmt(train)} for the training monitor, "
-            f"{fmt(aud)} for the auditor `{audit}`; paired within each run, auditor minus training "
+            f"Positive control (process supervision against `{_training_name(sw, org, 'positive_control')}`, taught "
+            f"to call terse and euphemistic faking clean): recall against the oracle {fmt(train)} for the training "
+            f"monitor, {fmt(aud)} for the auditor `{audit}`; paired within each run, auditor minus training "
             f"{fmt(diff, signed=True)}{verdict}."
         )
         evasion = (sw.get("paired_vs_null") or {}).get(org, {}).get("positive_control", {}).get("audit_minus_train")
