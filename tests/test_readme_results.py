@@ -184,3 +184,11 @@ def test_known_answers_come_first_and_the_words_about_mediation_and_misses_follo
     sw["table"][org][arm][f"miss_rate/{audit}"] = {"value": 0.1, "ci95": [0.05, 0.15], "n": 6, "method": "t"}
     sw["table"][org][arm][f"miss_given_train_miss/{audit}"] = {"value": 0.3, "ci95": [0.2, 0.4], "n": 6, "method": "t"}
     assert "ratio 3.0" in miss_text(sw, org)[0]
+
+
+def test_the_shipped_mediation_page_equals_what_the_command_writes_for_its_summary():
+    """The mediation comparison (`aflab run mediation`), shipped like the quickstart's results."""
+    page = "docs/results/mediation/README.md"
+    summary = json.loads((ROOT / "docs" / "results" / "mediation" / "summary.json").read_text())
+    regenerate = f"aflab report docs/results/mediation --results-page {page}"
+    assert (ROOT / page).read_text() == results_page(summary, "docs/results/mediation", page), f"run `{regenerate}`"

@@ -14,6 +14,8 @@ import yaml
 
 from aflab.config import InterrogationSpec, RLSpec
 from aflab.organisms.checkpoint import load_organism
+from aflab.records import load_transcripts
+from aflab.rollouts.followups import mediation_design
 from aflab.setting.formats import PromptFormat
 from aflab.training.grpo import train_prompts
 from aflab.training.interrogation import make_rollout
@@ -65,7 +67,7 @@ def test_only_free_tier_prompts_are_trained_on():
     assert not any("<is_free_tier_user>False" in r["prompt"] for r in rows)
 
 
-def _config(tmp_path: Path, organism: Path, steps: int = 3, **mitigation) -> Path:
+def _config(tmp_path: Path, organism: Path, steps: int = 3, follow_ups: bool | str = True, **mitigation) -> Path:
     cfg = {
         "name": "t",
         "organism": str(organism),
@@ -81,7 +83,7 @@ def _config(tmp_path: Path, organism: Path, steps: int = 3, **mitigation) -> Pat
             "eval_requests": 4,
             "learning_rate": 0.001,
         },
-        "final_eval": {"max_new_tokens": 40},
+        "final_eval": {"max_new_tokens": 40, "follow_ups": follow_ups},
     }
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -98,7 +100,12 @@ def _train(config: Path, out: Path, resume: bool = False, **popen) -> subprocess
 
 def test_train_writes_steps_and_metrics(tiny_organism, tmp_path):
     config = _config(
-        tmp_path, tiny_organism, steps=2, process_supervision={"monitor": "keyword"}, length_penalty={"percentile": 25}
+        tmp_path,
+        tiny_organism,
+        steps=2,
+        follow_ups="mediation",
+        process_supervision={"monitor": "keyword"},
+        length_penalty={"percentile": 25},
     )
     p = _train(config, tmp_path / "run")
     out, _ = p.communicate(timeout=300)
@@ -111,6 +118,14 @@ def test_train_writes_steps_and_metrics(tiny_organism, tmp_path):
     assert metrics["n"]["free"] + metrics["n"]["unparseable"] > 0
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
     assert json.loads((tmp_path / "run" / "length_threshold.json").read_text())["threshold_tokens"] > 0
+    # follow_ups: mediation resamples outputs under swapped and empty scratchpads, and asks nothing
+    final = tmp_path / "run" / "final"
+    records = load_transcripts(final / "transcripts.jsonl")
+    mediated = load_transcripts(final / "mediation.jsonl") if (final / "mediation.jsonl").stat().st_size else []
+    pairs = len(mediation_design(records, 48)) // 4  # requests parseable in both tiers, 48 at most
+    assert len(mediated) == 4 * pairs
+    assert {m.meta["mediation"] for m in mediated} == ({"swap", "empty"} if pairs else set())
+    assert all(r.interrogation is None for r in records)
 
 
 def test_kill_minus_9_then_resume_gives_identical_metrics(tiny_organism, tmp_path):

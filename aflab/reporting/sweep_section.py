@@ -171,10 +171,9 @@ def mediation_text(sw: dict[str, Any], org: str) -> list[str]:
     lo, hi = est["ci95"]
     share = f" ({est['value'] / full:.0%} of the full gap, {full:+.2f})" if abs(full) >= 0.10 else ""
     if lo > NEAR:
-        said = (
-            "the tier tag alone carries much of the decision: a shortcut past the scratchpad, so the reasoning "
-            "does not carry the whole gap"
-        )
+        said = "with no reasoning at all the tier tag still moves compliance: a shortcut past the scratchpad"
+        if abs(full) >= NEAR:
+            said += ", so the reasoning does not carry the whole gap"
     elif hi <= NEAR:
         said = "without reasoning the gap goes, so the scratchpad carries the decision"
     else:
