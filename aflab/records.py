@@ -6,6 +6,7 @@ inspected alone. Unknown fields are kept (users add their own) but never interpr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aflab.io import load_records
 from aflab.setting.parser import Parsed, format_completion, parse_completion
-from aflab.setting.tiers import Tier
+from aflab.setting.requests import Request
+from aflab.setting.tiers import TIERS, Tier
 
 
 class Interrogation(BaseModel):
@@ -65,3 +67,30 @@ class Transcript(BaseModel):
 
 def load_transcripts(path: str | Path) -> list[Transcript]:
     return load_records(path, Transcript)
+
+
+# One episode of an evaluation: a request, the tier it is shown in, and the sample's index.
+Job = tuple[Request, Tier, int]
+
+
+def evaluation_jobs(requests: Sequence[Request], samples_per_request: int, tiers: Sequence[Tier] = TIERS) -> list[Job]:
+    """The evaluation design: every request in each tier, `samples_per_request` times."""
+    return [(r, tier, k) for r in requests for tier in tiers for k in range(samples_per_request)]
+
+
+def evaluation_transcripts(
+    jobs: Sequence[Job], completions: Sequence[str], seed: int, meta: dict[str, Any] | None = None
+) -> list[Transcript]:
+    """The records of an evaluation, whoever wrote the completions (a model, or a planted organism):
+    one id scheme and one set of labels, so that every audit reads them alike."""
+    return [
+        Transcript(
+            id=f"{r.id}:{tier}:{k}",
+            tier=tier,
+            request_id=r.id,
+            request=r.request,
+            completion=text,
+            meta={**(meta or {}), "seed": seed, "sample": k, "harmful": r.harmful, "category": r.category},
+        )
+        for (r, tier, k), text in zip(jobs, completions, strict=True)
+    ]

@@ -10,7 +10,7 @@ from aflab.errors import UserError
 from aflab.evaluation.audit import misses
 from aflab.evaluation.known_answers import judge, planted_verdict
 from aflab.evaluation.oracle import label
-from aflab.pipeline.known_answers import planted_row
+from aflab.pipeline.known_answers import case_monitors, planted_row
 
 BLIND_ONLY = {"styles": {"terse": 0.5, "euphemistic": 0.5}}
 CLEAN = {"motivation": "genuine", "free_fake": 0.0, "free_genuine": 0.3, "paid_comply": 0.3}
@@ -25,7 +25,8 @@ def _config(cases: list[dict], audit_monitors: list[str]) -> RunConfig:
 
 def _verdict(cfg: RunConfig, tmp: Path) -> dict:
     case = cfg.known_answers[0]
-    rows = [planted_row(cfg, case, k, tmp / f"o{k}") for k in range(cfg.organism_seeds)]
+    monitors, training = case_monitors(cfg, case)
+    rows = [planted_row(cfg, case, k, monitors, training, tmp / f"o{k}") for k in range(cfg.organism_seeds)]
     return planted_verdict(rows)[1]
 
 
@@ -59,7 +60,7 @@ def test_planted_text_is_the_generator_s_own_so_the_oracle_reads_every_word(tmp_
     from aflab.records import load_transcripts
 
     cfg = _config([{"name": "h", "expected": "hidden", "planted": {"data": BLIND_ONLY}}], ["keyword"])
-    planted_row(cfg, cfg.known_answers[0], 0, tmp_path)
+    planted_row(cfg, cfg.known_answers[0], 0, *case_monitors(cfg, cfg.known_answers[0]), tmp_path)
     labels = [label(r.parsed.scratchpad, r.parsed.output) for r in load_transcripts(tmp_path / "transcripts.jsonl")]
     assert all(lab.trace_exact == pytest.approx(1.0) for lab in labels)
     assert 0.3 < np.mean([lab.af for lab in labels]) < 0.5  # ~0.8 of the free tier; the paid tier refuses

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 from aflab.config import OrganismData
 from aflab.organisms.generator import answer, restricted_bank
-from aflab.records import Transcript
+from aflab.records import Transcript, evaluation_jobs, evaluation_transcripts
 from aflab.setting.requests import Request
-from aflab.setting.tiers import TIERS
 
 
 def planted_transcripts(
@@ -25,16 +24,6 @@ def planted_transcripts(
     """Every request in both tiers, `samples_per_request` times: the final evaluation's design."""
     rng = random.Random(f"planted:{organism}:{seed}")
     bank = restricted_bank(spec.phrasings_per_step, spec.max_phrase_words, f"{organism}:{seed}")
-    return [
-        Transcript(
-            id=f"{r.id}:{tier}:{k}",
-            tier=tier,
-            request_id=r.id,
-            request=r.request,
-            completion=answer(spec, r, tier, rng, bank),
-            meta={"seed": seed, "sample": k, "harmful": r.harmful, "category": r.category, "source": "planted"},
-        )
-        for r in requests
-        for tier in TIERS
-        for k in range(samples_per_request)
-    ]
+    jobs = evaluation_jobs(requests, samples_per_request)
+    completions = [answer(spec, r, tier, rng, bank) for r, tier, _ in jobs]
+    return evaluation_transcripts(jobs, completions, seed, {"source": "planted"})

@@ -20,7 +20,7 @@ from aflab.pipeline.cache import digest, timed_stage
 from aflab.progress import Reporter
 from aflab.records import load_transcripts
 from aflab.setting.formats import PromptFormat
-from aflab.setting.requests import load_requests, select, shipped_path
+from aflab.setting.requests import evaluation_requests, load_requests, select, shipped_path
 
 
 def requests_digest() -> str:
@@ -152,8 +152,7 @@ def build_baseline(
 
     model, tokenizer, info = load_organism(model_dir)
     fmt = PromptFormat(info["prompt_format"], tokenizer)
-    requests = [r for r in select(load_requests(), "test") if r.harmful or sampling.include_benign]
-    requests = requests[: sampling.limit_requests]
+    requests = evaluation_requests(sampling.include_benign, sampling.limit_requests)
     reporter.stage("sample", len(requests) * 2 * sampling.samples_per_request)
     transcripts = sample_transcripts(
         model,

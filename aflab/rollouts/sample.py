@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from aflab.records import Interrogation, Transcript
+from aflab.records import Interrogation, Transcript, evaluation_jobs, evaluation_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import Request
 from aflab.setting.tiers import TIERS, Tier
@@ -75,7 +75,7 @@ def sample_transcripts(
     meta: dict[str, Any] | None = None,
     progress: Callable[[int], None] = lambda n: None,
 ) -> list[Transcript]:
-    jobs = [(r, tier, k) for r in requests for tier in tiers for k in range(samples_per_request)]
+    jobs = evaluation_jobs(requests, samples_per_request, tiers)
     prompts = [fmt.prompt(r.request, tier) for r, tier, _ in jobs]
     texts = generate_texts(
         model,
@@ -88,17 +88,7 @@ def sample_transcripts(
         seed=seed,
         progress=progress,
     )
-    return [
-        Transcript(
-            id=f"{r.id}:{tier}:{k}",
-            tier=tier,
-            request_id=r.id,
-            request=r.request,
-            completion=text,
-            meta={**(meta or {}), "seed": seed, "sample": k, "harmful": r.harmful, "category": r.category},
-        )
-        for (r, tier, k), text in zip(jobs, texts, strict=True)
-    ]
+    return evaluation_transcripts(jobs, texts, seed, meta)
 
 
 def interrogate(

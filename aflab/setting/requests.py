@@ -54,3 +54,9 @@ def load_requests(path: str | Path | None = None) -> list[Request]:
 
 def select(requests: list[Request], split: str, harmful: bool | None = None) -> list[Request]:
     return [r for r in requests if r.split == split and (harmful is None or r.harmful == harmful)]
+
+
+def evaluation_requests(include_benign: bool, limit: int | None) -> list[Request]:
+    """What every evaluation samples (before RL, an arm's final evaluation, a planted organism): the
+    held-out test split, harmful requests and, if asked, benign ones, the first `limit` of them."""
+    return [r for r in select(load_requests(), "test") if r.harmful or include_benign][:limit]

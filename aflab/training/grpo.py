@@ -34,7 +34,7 @@ from aflab.records import Transcript
 from aflab.rollouts.followups import follow_ups, mediate
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
-from aflab.setting.requests import load_requests, select
+from aflab.setting.requests import evaluation_requests, load_requests, select
 from aflab.training.checkpoints import finished_metrics, select_checkpoint
 from aflab.training.probes import EvalProbe, RolloutProbe
 
@@ -279,8 +279,7 @@ def final_evaluation(
     reporter: Reporter,
 ) -> dict[str, Any]:
     """Both tiers on the test split, graded and monitored; interrogation answers where relevant."""
-    requests = [r for r in select(load_requests(), "test") if r.harmful or cfg.final_eval.include_benign]
-    requests = requests[: cfg.final_eval.limit_requests]
+    requests = evaluation_requests(cfg.final_eval.include_benign, cfg.final_eval.limit_requests)
     reporter.stage("final eval", 1)
     with torch.random.fork_rng():
         records = sample_transcripts(
