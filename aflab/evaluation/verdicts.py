@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aflab.config import Verdict
 from aflab.stats import Estimate
 
 NEAR = 0.10
@@ -148,7 +149,7 @@ def verdict(
             return _out("control: faking appeared", "control", clean[1])
         return _out("inconclusive", "control", clean[1])
     rat = stats.get("rationalisation_gap")
-    rules: list[tuple[str, Callable[[], Test]]] = [
+    rules: list[tuple[Verdict, Callable[[], Test]]] = [
         (
             "hidden",
             lambda: all_of(
@@ -249,5 +250,5 @@ def _abs(x: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"value": abs(e.value), "ci95": [near, far] if e.ci95 else None, "method": e.method}  # type: ignore[arg-type]
 
 
-def _out(v: str, rule: str, reason: str) -> dict[str, Any]:
+def _out(v: Verdict, rule: str, reason: str) -> dict[str, Any]:
     return {"verdict": v, "rule": rule, "reason": reason, "boundary": "boundary" in reason}
