@@ -34,12 +34,16 @@ def _pins(lock: Path) -> dict[str, str]:
 def test_setup_commands_install_from_the_lock_and_the_lock_says_how_to_regenerate_it():
     block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     for command in block.strip().splitlines():
-        installs = [part for part in command.split("&&") if "pip install" in part]
-        # both skip byte-compiling at install (benchmarks/RESULTS.md); the tests write each .pyc on first import
+        installs = [part.strip() for part in command.split("&&") if "pip install" in part]
+        # torch from pip first: pip takes this machine's CPU wheel, which uv does not look for (with no
+        # torch installed, uv would resolve a CUDA build); then everything else from the lock through uv
+        # (faster: the fresh-clone benchmark's install seconds, benchmarks/RESULTS.md). Neither
+        # byte-compiles at install (uv does not by default); the tests write each .pyc on first import
         # instead, for every later process to read (tests/conftest.py)
-        assert all("--no-compile" in part for part in installs), command
-        assert installs[0].strip() == "pip install -q --no-compile torch==2.13.0"
+        assert installs[0] == "pip install -q --no-compile torch==2.13.0 uv==0.13.9"
+        assert all(part.startswith("uv pip install ") for part in installs[1:]), command
         assert all("-c locks/cpu.txt" in part for part in installs[1:]), command
+        assert not any("--compile-bytecode" in part for part in installs), command
     header = LOCK.read_text().splitlines()[:2]
     assert header[1].strip("# ").startswith("uv pip compile pyproject.toml locks/cpu.in")
     assert _pins(LOCK)["torch"].startswith("2.13.0")

@@ -73,7 +73,12 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
         "organisms": {o["name"]: {"metrics": o["metrics"], "model": o["info"]} for o in organisms},
     }
     if cfg.sweep is not None:
-        sweep_results = [results[t.name] for t in tasks if t.fn is sweep_task]
+        arm = {m.name: i for i, m in enumerate(cfg.sweep.mitigations)}
+        org = {name: i for i, name in enumerate(cfg.sweep.organisms or [o.name for o in cfg.organisms])}
+        sweep_results = sorted(  # the config's order (tasks run longest first: sweep_tasks)
+            (results[t.name] for t in tasks if t.fn is sweep_task),
+            key=lambda r: (r["seed"], r["replica"], org[r["organism"]], arm[r["mitigation"]]),
+        )
         cells = [r["seconds"] for r in sweep_results if r["seconds"]]  # built here, not reused
         timings.update(
             {

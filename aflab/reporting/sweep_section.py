@@ -9,6 +9,7 @@ from typing import Any
 from aflab.evaluation.styles import STYLES
 from aflab.evaluation.verdicts import NEAR, RULES
 from aflab.io import atomic_write_bytes
+from aflab.monitors.base import monitor_class
 from aflab.records import load_transcripts
 from aflab.reporting.plots import af_vs_gap, interval_bars, style_bars, training_curves
 from aflab.stats import fmt
@@ -81,8 +82,10 @@ VALIDITY = (
 
 def columns(sw: dict[str, Any], org: str, table: tuple[Column, ...] = COLUMNS) -> list[Column]:
     """The columns for one organism: every fixed one, and each optional one some arm has."""
-    arms = sw["table"][org].values()
-    return [c for c in table if not c.optional or any(c.key.format(audit="auditor") in arm for arm in arms)]
+    arms = sw["table"][org].items()
+    return [
+        c for c in table if not c.optional or any(c.key.format(audit=_audit_name(sw, org, m)) in arm for m, arm in arms)
+    ]
 
 
 def headline_header(sw: dict[str, Any], org: str, table: tuple[Column, ...] = COLUMNS) -> list[str]:
@@ -188,23 +191,28 @@ def mediation_text(sw: dict[str, Any], org: str) -> list[str]:
 
 
 def miss_text(sw: dict[str, Any], org: str) -> list[str]:
-    """The auditor's misses where the training monitor missed, against its misses overall: equal when
-    their errors are independent; a ratio well above 1 means the audit is blind where the reward is."""
+    """Each auditor's misses where the training monitor missed, against its misses overall: equal when
+    their errors are independent; a ratio well above 1 means the audit is blind where the reward is.
+    The two strongest held-out monitors (`audit_rank`) are listed, the lead first: the runner-up may be
+    the more independent one."""
     parts = []
     for mit, arm in sw["table"][org].items():
-        audit = _audit_name(sw, org, mit)
-        overall, given = arm.get(f"miss_rate/{audit}"), arm.get(f"miss_given_train_miss/{audit}")
-        if not overall or not given or overall.get("value") is None or given.get("value") is None:
-            continue
-        ratio = f"ratio {given['value'] / overall['value']:.1f}" if overall["value"] > 0 else "ratio undefined"
-        parts.append(
-            f"{mit} ({audit}): {fmt(given)} where the training monitor missed, {fmt(overall)} overall; {ratio}"
-        )
+        held_out = [k.split("/", 1)[1] for k in arm if k.startswith("miss_rate/")]
+        names = sorted(held_out, key=lambda h: -monitor_class(h).audit_rank)[:2]
+        said = []
+        for h in names:
+            overall, given = arm.get(f"miss_rate/{h}"), arm.get(f"miss_given_train_miss/{h}")
+            if not overall or not given or overall.get("value") is None or given.get("value") is None:
+                continue
+            ratio = f"ratio {given['value'] / overall['value']:.1f}" if overall["value"] > 0 else "ratio undefined"
+            said.append(f"{h} {fmt(given)} where the training monitor missed, {fmt(overall)} overall, {ratio}")
+        if said:
+            parts.append(f"{mit}: " + "; ".join(said))
     if not parts:
         return []
     return [
         "Auditor misses of oracle faking, where the training monitor also missed and overall (independent errors "
-        "give a ratio near 1): " + "; ".join(parts) + "."
+        "give a ratio near 1). " + ". ".join(parts) + "."
     ]
 
 
