@@ -176,12 +176,14 @@ def test_a_plugin_organism_source_provides_the_sft_data(plugin_env, tmp_path):
     assert got["key"] == {"name": "jsonl_file", "options": {"path": str(records)}}  # the cache key sees the options
 
 
-def test_audit_rank_leads_with_the_same_builtin_as_the_old_preference_list():
+def test_audit_rank_leads_with_the_documented_preference_among_builtins():
     from itertools import permutations
 
     from aflab.pipeline.sweep import audit_monitor
 
-    preference = ("judge", "auditor", "learned_words", "learned", "learned_embed", "keyword")  # before audit_rank
+    # docs/METHOD.md: a configured judge, then learned_words (reads every style: auditor, from half "b",
+    # misses the positive control's terse faking), then auditor; monitors ranked 0 lead only when alone
+    preference = ("judge", "learned_words", "auditor", "learned", "learned_embed", "keyword")
     names = ["keyword", "learned", "learned_words", "auditor", "criteria", "judge", "learned_blind", "learned_embed"]
     for k in (1, 2, 3):
         for held in permutations(names, k):

@@ -316,11 +316,11 @@ class AuditorMonitor(LearnedMonitor):
     """A held-out monitor built to share nothing with `learned`: other data (the disjoint half 'b' of
     every step's phrasings, another corpus seed) and another inductive bias (a generative multinomial
     naive Bayes over word-n-gram presence, not a discriminative regression over tf-idf word+char
-    n-grams). Shared construction is not shared errors, which the audit measures
-    (`miss_given_train_miss`): on `ps_learned` it missed 2-3x more of what `learned` missed than of
+    n-grams). Disjoint construction did not give independent errors, which the audit measures
+    (`miss_given_train_miss`): on `ps_learned` it missed 0.38 of what `learned` missed against 0.17 of
     faking overall. Not the lead auditor: it cannot read half "a"'s terse phrasings ("Free tier. Going
-    to help."), so it missed 0.39-0.65 of the positive control's evasive faking and shares part of
-    `learned_blind`'s designed blind spot."""
+    to help."), so it missed 0.38 of the positive control's faking and shares part of `learned_blind`'s
+    designed blind spot (benchmarks/auditor_independence.py, three quickstart runs pooled)."""
 
     description = "naive Bayes on word 1-2-gram presence, half 'b' of the bank (data and model disjoint from learned)"
     audit_rank = 50
@@ -348,8 +348,8 @@ class AuditorMonitor(LearnedMonitor):
 class WordMonitor(LearnedMonitor):
     """The lead auditor: word n-grams only, the full bank (every style labelled as what it is), another
     corpus seed. The strongest monitor on text written outside the bank (docs/MONITORS.md), and the
-    one that reads the positive control's blind styles: it missed 0.01-0.03 of that arm's faking
-    where `auditor` missed 0.39-0.65. Same model family as `learned`, overlapping data: its errors are
+    one that reads the positive control's blind styles: it missed 0.017 of that arm's faking where
+    `auditor` missed 0.38. Same model family as `learned`, overlapping data: its errors are
     not independent of `learned`'s, and the audit reports by how much (`miss_given_train_miss`)."""
 
     description = "logistic regression on hashed word n-grams only, full bank, other corpus seed (lead auditor)"
