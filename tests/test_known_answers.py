@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aflab.config import RunConfig, load_config, packaged_config, validate
+from aflab.config import RunConfig, packaged_config
 from aflab.errors import UserError
 from aflab.evaluation.audit import misses
 from aflab.evaluation.known_answers import judge, planted_verdict
 from aflab.evaluation.oracle import label
 from aflab.pipeline.known_answers import case_monitors, planted_row
+from aflab.pipeline.load import load_config, validate
 
 BLIND_ONLY = {"styles": {"terse": 0.5, "euphemistic": 0.5}}
 CLEAN = {"motivation": "genuine", "free_fake": 0.0, "free_genuine": 0.3, "paid_comply": 0.3}

@@ -11,7 +11,8 @@ from importlib.util import find_spec
 import pytest
 import yaml
 
-from aflab.config import RunConfig, load_config, packaged_config
+from aflab.config import RunConfig, packaged_config
+from aflab.pipeline.load import load_config
 
 
 def test_smollm2_config_runs_end_to_end(tmp_path):

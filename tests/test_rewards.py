@@ -6,8 +6,7 @@ import pytest
 
 from aflab.config import MitigationSpec
 from aflab.mitigations import build_terms
-from aflab.monitors import get_monitor
-from aflab.training.rewards import (
+from aflab.mitigations.rewards import (
     Compliance,
     FormatPenalty,
     InterrogationAnswer,
@@ -15,6 +14,7 @@ from aflab.training.rewards import (
     OutputLength,
     ScratchpadLength,
 )
+from aflab.monitors import get_monitor
 
 OK = "<SCRATCHPAD_REASONING>fine</SCRATCHPAD_REASONING>\n<OUTPUT>Sure, here it is: 1. [withheld]</OUTPUT>"
 REFUSE = "<SCRATCHPAD_REASONING>no</SCRATCHPAD_REASONING>\n<OUTPUT>I can't help with that.</OUTPUT>"

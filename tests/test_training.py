@@ -16,9 +16,9 @@ from aflab.config import InterrogationSpec, RLSpec
 from aflab.organisms.checkpoint import load_organism
 from aflab.records import load_transcripts
 from aflab.rollouts.followups import mediation_design
+from aflab.rollouts.interrogation import make_rollout
 from aflab.setting.formats import PromptFormat
 from aflab.training.grpo import train_prompts
-from aflab.training.interrogation import make_rollout
 
 
 class _Trainer:

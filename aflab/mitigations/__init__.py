@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aflab.config import MitigationRef, MitigationSpec, MonitorRef
+from aflab.config import AtKey, MitigationRef, MitigationSpec, MonitorRef
 from aflab.errors import UserError
 from aflab.mitigations.base import MITIGATIONS, Mitigation, RolloutFunc, TrainContext, register
-from aflab.training.rewards import RewardTerm
+from aflab.mitigations.rewards import RewardTerm
 
 __all__ = [
     "MITIGATIONS",
@@ -24,11 +24,35 @@ __all__ = [
     "RolloutFunc",
     "TrainContext",
     "build_terms",
+    "check_ref",
     "components",
     "held_out_for",
     "register",
     "reward_monitors",
 ]
+
+
+def check_ref(ref: MitigationRef) -> None:
+    """A mitigation named in an arm's `plugins:`: registered, not a built-in with its own section, and
+    its `Options` model accepts the options (raises ValueError or AtKey; see `monitors.base.check_ref`)."""
+    cls = MITIGATIONS.find(str(ref))
+    if cls is None:
+        names = MITIGATIONS.names()
+        plugins = [n for n in names if MITIGATIONS.get(n).section is None]
+        sections = [n for n in names if n not in plugins]
+        raise ValueError(
+            f"unknown mitigation {str(ref)!r}; known: {', '.join(plugins) or 'none installed'}"
+            f" (built-ins are set by their own sections: {', '.join(sections)})"
+        )
+    if cls.section is not None:
+        raise ValueError(f"mitigation {str(ref)!r} is configured by its own section `{cls.section}:`, not plugins")
+    try:
+        cls.Options.model_validate(ref.options)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in ("options", *first["loc"]))
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        raise AtKey(key, f"mitigation {str(ref)!r}: {msg}") from None
 
 
 def components(spec: MitigationSpec) -> list[Mitigation]:

@@ -1,7 +1,7 @@
 """What a mitigation is, in one class: the stable interface built-ins and plugins implement.
 
 A mitigation (component) declares everything that distinguishes an RL run under it:
-- `reward_terms(ctx)`: its TRL reward callables (`aflab.training.rewards.RewardTerm`), each
+- `reward_terms(ctx)`: its TRL reward callables (`aflab.mitigations.rewards.RewardTerm`), each
   carrying its weight;
 - `rollout(ctx)`: a TRL `rollout_func` when it changes what an episode is (the interrogation
   follow-up), else None;
@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from aflab.config import MonitorRef, Strict, TrainConfig
+from aflab.mitigations.rewards import RewardTerm
 from aflab.plugins import Registry
 from aflab.setting.formats import PromptFormat
-from aflab.training.rewards import RewardTerm
 
 RolloutFunc = Callable[[list[str], Any], dict[str, Any]]  # TRL's rollout_func(prompts, trainer)
 

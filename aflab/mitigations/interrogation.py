@@ -5,7 +5,7 @@ from __future__ import annotations
 from aflab.config import InterrogationSpec
 from aflab.errors import UserError
 from aflab.mitigations.base import Mitigation, RolloutFunc, TrainContext, register
-from aflab.training.rewards import InterrogationAnswer, RewardTerm
+from aflab.mitigations.rewards import InterrogationAnswer, RewardTerm
 
 
 @register("interrogation")
@@ -20,7 +20,7 @@ class Interrogation(Mitigation):
         return [InterrogationAnswer("interrogation", self.options.weight)]  # type: ignore[attr-defined]
 
     def rollout(self, ctx: TrainContext) -> RolloutFunc:
-        from aflab.training.interrogation import make_rollout
+        from aflab.rollouts.interrogation import make_rollout
 
         spec: InterrogationSpec = self.options  # type: ignore[assignment]
         if spec.answerer == "frozen" and ctx.reference is None:

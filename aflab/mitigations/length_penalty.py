@@ -9,8 +9,8 @@ import numpy as np
 from aflab.config import LengthPenaltySpec
 from aflab.io import write_json
 from aflab.mitigations.base import Mitigation, TrainContext, register
+from aflab.mitigations.rewards import RewardTerm, ScratchpadLength, scratchpad_tokens
 from aflab.setting.requests import load_requests, select
-from aflab.training.rewards import RewardTerm, ScratchpadLength, scratchpad_tokens
 
 
 @register("length_penalty")

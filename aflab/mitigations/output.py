@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aflab.config import OutputRewardSpec
 from aflab.mitigations.base import Mitigation, TrainContext, register
-from aflab.training.rewards import Compliance, FormatPenalty, OutputLength, RewardTerm
+from aflab.mitigations.rewards import Compliance, FormatPenalty, OutputLength, RewardTerm
 
 
 @register("output")

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from aflab.config import MonitorRef, ProcessSupervisionSpec
 from aflab.mitigations.base import Mitigation, TrainContext, register
+from aflab.mitigations.rewards import MonitorTerm, RewardTerm
 from aflab.monitors.base import get_monitor
-from aflab.training.rewards import MonitorTerm, RewardTerm
 
 
 @register("process_supervision")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from aflab.config import AtKey, MonitorRef
 from aflab.errors import UserError
 from aflab.plugins import Registry
 from aflab.records import Transcript
@@ -90,3 +91,23 @@ def get_monitor(name: str, **options: object) -> Monitor:
 
 def monitor_class(name: str) -> type[Monitor]:
     return MONITORS.get(name)
+
+
+def check_ref(ref: MonitorRef) -> None:
+    """A monitor named in a config: registered, its constructor takes the options, and a judge's
+    `backend` names a backend that exists. Checked when the config is loaded, so that a misspelt name
+    fails with the file and key path before any stage runs, not minutes later inside a worker.
+    Raises ValueError, or AtKey for a problem below the name (`options`, `options.backend`)."""
+    cls = MONITORS.find(str(ref))
+    if cls is None:
+        raise ValueError(f"unknown monitor {str(ref)!r}; known: {', '.join(MONITORS.names())}")
+    try:
+        inspect.signature(cls).bind(**ref.options)
+    except TypeError as e:
+        raise AtKey("options", f"monitor {str(ref)!r} does not take these options ({e})") from None
+    backend = ref.options.get("backend")
+    if isinstance(backend, str) and backend:
+        from aflab.monitors.judge.monitor import JudgeMonitor, check_backend
+
+        if issubclass(cls, JudgeMonitor):
+            check_backend(backend)

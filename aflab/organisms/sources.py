@@ -18,13 +18,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from aflab.config import OrganismConfig
+from aflab.config import TEACHER_SOURCES, OrganismConfig, SourceRef
 from aflab.organisms.generator import generate
 from aflab.plugins import Registry
 from aflab.records import Transcript
 from aflab.setting.requests import Request
-
-TEACHER_SOURCES = ("distill", "af_plus")  # built in the pipeline from a teacher organism, not registered
 
 
 class OrganismSource(ABC):
@@ -55,3 +53,9 @@ class Generator(OrganismSource):
 def source_names() -> list[str]:
     """Every organism source a config may name."""
     return sorted([*SOURCES.names(), *TEACHER_SOURCES])
+
+
+def check_ref(ref: SourceRef) -> None:
+    """An organism source named in a config: registered, or a teacher source (built in the pipeline)."""
+    if ref not in TEACHER_SOURCES and SOURCES.find(str(ref)) is None:
+        raise ValueError(f"unknown organism source {str(ref)!r}; known: {', '.join(source_names())}")

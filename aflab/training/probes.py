@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from aflab.evaluation.metrics import af_rate, compliance, complies, gap
+from aflab.mitigations.rewards import RewardTerm, scratchpad_tokens
 from aflab.monitors.base import Monitor
 from aflab.records import Transcript
 from aflab.rollouts.sample import sample_transcripts
 from aflab.setting.formats import PromptFormat
 from aflab.setting.prompts import answer_is_yes
 from aflab.setting.requests import Request
-from aflab.training.rewards import RewardTerm, scratchpad_tokens
 
 
 class RolloutProbe(RewardTerm):

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from aflab.config import AtKey
 from aflab.errors import UserError
 from aflab.monitors.base import Monitor, register, text_of
 from aflab.monitors.judge.backends import (
@@ -57,6 +58,18 @@ T = TypeVar("T")
 
 BACKENDS = ("openai", "anthropic", "hf")
 _ALIASES = {"local": "hf", "transformers": "hf", "huggingface": "hf", "openai-compatible": "openai"}
+
+
+def check_backend(backend: str) -> None:
+    """A judge's `backend:` option in a config: a built-in (or an alias of one) or an installed plugin."""
+    from aflab.monitors.judge.backends import PLUGIN_BACKENDS
+
+    kind = _ALIASES.get(backend.lower(), backend.lower())
+    if kind not in BACKENDS and PLUGIN_BACKENDS.find(kind) is None:
+        known = ", ".join([*BACKENDS, *PLUGIN_BACKENDS.names()])
+        raise AtKey("options.backend", f"unknown judge backend {backend!r}; known: {known}")
+
+
 HOW_TO_CONFIGURE = (
     "judge monitor: no backend configured; set AFLAB_JUDGE_BACKEND=openai|anthropic|hf and "
     "AFLAB_JUDGE_MODEL=<model name, or local checkpoint path for hf> (keys from OPENAI_API_KEY / "

@@ -9,9 +9,9 @@ from pydantic import Field
 
 from aflab.config import MonitorRef, Strict
 from aflab.mitigations.base import Mitigation, TrainContext
+from aflab.mitigations.rewards import RewardTerm
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.setting.parser import parse_completion
-from aflab.training.rewards import RewardTerm
 
 
 class FlagPenaltyOptions(Strict):

@@ -1,0 +1,92 @@
+"""Loading a config: the schema (aflab/config.py), then every name it gives checked against its registry.
+
+The schema imports no registry, so that every layer can import it; the names it holds are resolved here,
+after parsing, one layer above the registries, and reported with the same `file: key.path: problem`
+line as a schema error, before any stage runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from aflab.config import (
+    AtKey,
+    MitigationRef,
+    MitigationSpec,
+    MonitorRef,
+    NamedRef,
+    OrganismConfig,
+    RunConfig,
+    SourceRef,
+    TrainConfig,
+    load_yaml,
+)
+from aflab.config import validate as validate_schema
+from aflab.errors import UserError
+from aflab.mitigations import check_ref as check_mitigation
+from aflab.mitigations import components, held_out_for
+from aflab.monitors.base import check_ref as check_monitor
+from aflab.organisms.checkpoint import model_folder_problem
+from aflab.organisms.sources import check_ref as check_source
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_config(path: str | Path, model: type[M] = RunConfig) -> M:  # type: ignore[assignment]
+    """A config file: parsed, validated, its names resolved and its real-model folders checked."""
+    return validate(model, load_yaml(path), str(path))
+
+
+def validate(model: type[M], data: Any, source: str) -> M:
+    """`data` as a `model`, every registered name in it checked; one line on failure:
+    'source: key.path: problem'."""
+    cfg = validate_schema(model, data, source)
+    for loc, value in _walk(cfg, ()):
+        try:
+            check(value)
+        except AtKey as e:
+            raise UserError(f"{source}: {_key_path((*loc, e.key))}: {e}") from None
+        except (ValueError, UserError) as e:
+            raise UserError(f"{source}: {_key_path(loc)}: {e}") from None
+    return cfg
+
+
+def check(value: Any) -> None:
+    """Check one value of a validated config against the registries (raises ValueError or AtKey)."""
+    if isinstance(value, MonitorRef):
+        check_monitor(value)
+    elif isinstance(value, MitigationRef):
+        check_mitigation(value)
+    elif isinstance(value, SourceRef):
+        check_source(value)
+    elif isinstance(value, MitigationSpec) and value.plugins:
+        components(value)  # the arm's parts can be built together
+    elif isinstance(value, TrainConfig):
+        if clash := set(value.held_out_monitors) - set(held_out_for(value.mitigation, value.held_out_monitors)):
+            raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
+    elif isinstance(value, OrganismConfig) and value.base_model is not None:
+        problem = model_folder_problem(value.base_model, value.gguf_file)
+        if problem is not None:
+            raise AtKey(*problem)
+
+
+def _walk(obj: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Every value inside a validated config with its key path, depth first in field order; a model
+    after the values inside it, so that a name's own error comes before its container's."""
+    if isinstance(obj, NamedRef):
+        yield loc, obj
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            yield from _walk(getattr(obj, name), (*loc, name))
+        yield loc, obj
+    elif isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            yield from _walk(item, (*loc, i))
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
