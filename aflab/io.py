@@ -250,6 +250,14 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise UserError(f"{path}: empty file, expected JSONL records (one JSON object per line)")
 
 
+def read_rows(path: str | Path | None) -> list[dict[str, Any]]:
+    """The records of a JSONL file aflab wrote (steps.jsonl, evaders.jsonl...): none for no file or an
+    empty one, where `iter_jsonl` (for files a person gives) calls an empty file an error."""
+    if path is None or not Path(path).exists() or Path(path).stat().st_size == 0:
+        return []
+    return [obj for _, obj in iter_jsonl(path)]
+
+
 def read_json(path: str | Path) -> Any:
     """One JSON document (a summary.json, a manifest) that a person may have edited or damaged:
     anything unreadable is a UserError naming the file and line, like a bad JSONL record."""

@@ -50,7 +50,7 @@ from aflab.evaluation.aggregate import bounds_of
 from aflab.evaluation.audit import audit, recall_precision
 from aflab.evaluation.metrics import is_benign
 from aflab.evaluation.oracle import label, trace
-from aflab.io import file_sha256, folder_lock, iter_jsonl, write_json, write_jsonl
+from aflab.io import file_sha256, folder_lock, read_rows, write_json, write_jsonl
 from aflab.monitors.base import MONITORS, Monitor, get_monitor
 from aflab.monitors.learned import LearnedMonitor
 from aflab.pipeline.cache import MARKER, digest, timed_stage
@@ -251,13 +251,6 @@ def rl_seed(seed: int, round_: int) -> int:
     return seed + 1000 * round_
 
 
-def _rows(path: Path | None) -> list[dict[str, Any]]:
-    """The records of a JSONL file we wrote; none for no file or an empty one."""
-    if path is None or not path.exists() or path.stat().st_size == 0:
-        return []
-    return [obj for _, obj in iter_jsonl(path)]
-
-
 def round_task(
     reporter: Reporter,
     run_dir: str,
@@ -322,10 +315,10 @@ def round_task(
         if round_ == 0:  # the organism's own evaders of M0, before any RL
             previous = evaders(load_transcripts(before / "transcripts.jsonl"), trained, truth_from)
         else:
-            previous = [Transcript.model_validate(r) for r in _rows(before / "evaders.jsonl")]
+            previous = [Transcript.model_validate(r) for r in read_rows(before / "evaders.jsonl")]
         new = [example(r, seed, round_) for r in evaded]
         write_jsonl(tmp / "evaders.jsonl", new)
-        write_jsonl(tmp / "extra.jsonl", [*_rows(extra), *new])  # M_{r+1}: everything that evaded so far
+        write_jsonl(tmp / "extra.jsonl", [*read_rows(extra), *new])  # M_{r+1}: everything that evaded so far
         t0 = time.perf_counter()
         monitors = {"training": trained, "retrained": get_monitor(retrained(ps.monitor, tmp / "extra.jsonl")), **held}
         retrain_s = round(time.perf_counter() - t0, 2)
@@ -333,7 +326,7 @@ def round_task(
         a = audit(records, monitors, ["training"], list(held), mediated, oracle=truth_from is None)
         write_json(tmp / "audit.json", a)
         row = figures(records, a, monitors, truth_from, evaded, previous)
-        write_json(tmp / "figures.json", {**row, "extra_examples": float(len(_rows(extra)))})
+        write_json(tmp / "figures.json", {**row, "extra_examples": float(len(read_rows(extra)))})
         reporter.advance()
         return {"retrain_s": retrain_s}
 

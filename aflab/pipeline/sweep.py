@@ -12,7 +12,7 @@ from typing import Any
 from aflab.config import FinalEvalSpec, MitigationSpec, MonitorRef, RLSpec, RunConfig, TrainConfig
 from aflab.evaluation.aggregate import estimates, mean_rows, pooled
 from aflab.evaluation.audit import agreement, audit, flatten
-from aflab.io import write_json
+from aflab.io import read_rows, write_json
 from aflab.mitigations import held_out_for, reward_monitors
 from aflab.monitors.base import get_monitor, monitor_class
 from aflab.pipeline.cache import digest, timed_stage
@@ -101,7 +101,7 @@ def sweep_task(
         "training": reward_monitors(mit),
         "audit_monitor": audit_monitor(held_out),
         "audit": json.loads((folder / "audit.json").read_text()),
-        "steps": [json.loads(x) for x in (folder / "steps.jsonl").read_text().splitlines() if x.strip()],
+        "steps": read_rows(folder / "steps.jsonl"),
         "folder": str(folder),
         "seconds": seconds,  # 0 when reused from an earlier run
     }

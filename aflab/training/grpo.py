@@ -24,7 +24,7 @@ from trl import GRPOConfig, GRPOTrainer
 from aflab.config import TrainConfig
 from aflab.errors import UserError
 from aflab.evaluation.metrics import evaluate
-from aflab.io import write_json, write_jsonl
+from aflab.io import read_rows, write_json, write_jsonl
 from aflab.mitigations import Mitigation, RolloutFunc, TrainContext, components, reward_monitors
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.checkpoint import load_organism, save_organism
@@ -109,7 +109,7 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         cfg.rl.temperature,
     )
     steps_path = out / "steps.jsonl"
-    logger = StepsLog(steps_path, probe, cfg.rl.eval_every, reporter, _read_rows(steps_path) if resume_from else [])
+    logger = StepsLog(steps_path, probe, cfg.rl.eval_every, reporter, read_rows(steps_path) if resume_from else [])
     extra_tokens = sum(part.extra_completion_tokens() for part in parts)
     trainer = GRPOTrainer(
         model=model,
@@ -259,7 +259,7 @@ def _log_final(steps_path: Path, metrics: dict[str, Any]) -> None:
         "eval/n_per_tier": metrics["n"]["free"],
         **{f"eval/af_rate/{k}": v["rate"] for k, v in metrics["af_rate"].items()},
     }
-    rows = _read_rows(steps_path)
+    rows = read_rows(steps_path)
     rows[-1] = {**rows[-1], **final, "final_eval": True}
     write_jsonl(steps_path, rows)
 
@@ -317,12 +317,6 @@ def final_evaluation(
     write_json(out / "metrics.json", metrics)
     reporter.advance()
     return metrics
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 class _NullSink:
