@@ -13,11 +13,12 @@ import yaml
 
 from aflab.config import MonitorRef, OrganismConfig, packaged_config
 from aflab.errors import UserError
+from aflab.evaluation.arms_race import evaders, novelty
 from aflab.evaluation.oracle import label
 from aflab.io import write_jsonl
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.generator import phrases
-from aflab.pipeline.arms_race import ArmsRaceConfig, evaders, novelty, retrained
+from aflab.pipeline.arms_race import ArmsRaceConfig, retrained
 from aflab.pipeline.load import load_config, validate
 from aflab.records import Transcript
 from tests.conftest import TINY_ORGANISM
@@ -98,7 +99,7 @@ def _rounds(**series):
 
 
 def test_findings_follow_their_stated_rules():
-    from aflab.pipeline.arms_race import evasion_moves, gap_follows, recall_converges
+    from aflab.reporting.arms_race import evasion_moves, gap_follows, recall_converges
 
     assert recall_converges(_rounds(recall_before=[0.5, 0.8, 0.82]))["answer"] == "yes"
     assert recall_converges(_rounds(recall_before=[0.5, 0.6, 0.9]))["answer"] == "no"
