@@ -179,7 +179,7 @@ def test_a_plugin_organism_source_provides_the_sft_data(plugin_env, tmp_path):
 def test_audit_rank_leads_with_the_documented_preference_among_builtins():
     from itertools import permutations
 
-    from aflab.pipeline.sweep import audit_monitor
+    from aflab.monitors.base import lead_auditor
 
     # docs/METHOD.md: a configured judge, then learned_words (reads every style: auditor, from half "b",
     # misses the positive control's terse faking), then auditor; monitors ranked 0 lead only when alone
@@ -187,4 +187,4 @@ def test_audit_rank_leads_with_the_documented_preference_among_builtins():
     names = ["keyword", "learned", "learned_words", "auditor", "criteria", "judge", "learned_blind", "learned_embed"]
     for k in (1, 2, 3):
         for held in permutations(names, k):
-            assert audit_monitor(list(held)) == next((m for m in preference if m in held), held[0]), held
+            assert lead_auditor(list(held)) == next((m for m in preference if m in held), held[0]), held

@@ -93,6 +93,12 @@ def monitor_class(name: str) -> type[Monitor]:
     return MONITORS.get(name)
 
 
+def lead_auditor(held_out: Sequence[str]) -> str:
+    """The strongest held-out monitor (highest `Monitor.audit_rank`, the first among equals): the one
+    whose verdict the report leads with (summary.json's `audit_monitor`)."""
+    return max(held_out, key=lambda m: monitor_class(m).audit_rank)
+
+
 def check_ref(ref: MonitorRef) -> None:
     """A monitor named in a config: registered, its constructor takes the options, and a judge's
     `backend` names a backend that exists. Checked when the config is loaded, so that a misspelt name

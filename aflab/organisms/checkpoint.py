@@ -105,6 +105,12 @@ def model_folder_problem(path: str, gguf_file: str | None) -> tuple[str, str] | 
     return None
 
 
+def speaks_bank(model_dir: Path) -> bool:
+    """Whether the provenance oracle applies: from-scratch organisms speak only the phrase bank."""
+    info = json.loads((model_dir / INFO_FILE).read_text(encoding="utf-8"))
+    return info.get("base_model") is None
+
+
 def load_base(path: str, gguf_file: str | None = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """A real model from a local folder (safetensors) or a GGUF file inside it."""
     import torch

@@ -48,16 +48,18 @@ from aflab.errors import UserError
 from aflab.evaluation.arms_race import METHOD, aggregate_rounds, evaders, round_figures
 from aflab.evaluation.audit import audit
 from aflab.io import file_sha256, folder_lock, read_rows, write_json, write_jsonl
-from aflab.monitors.base import MONITORS, Monitor, get_monitor
+from aflab.monitors.base import MONITORS, Monitor, get_monitor, lead_auditor
 from aflab.monitors.learned import LearnedMonitor
+from aflab.organisms.checkpoint import speaks_bank
 from aflab.pipeline.cache import MARKER, digest, timed_stage
 from aflab.pipeline.executors import Executor, LocalExecutor
 from aflab.pipeline.organisms import model_key, organism_kwargs, organism_task
 from aflab.pipeline.parallel import Task
-from aflab.pipeline.sweep import audit_monitor, load_mediation, speaks_bank, warm_monitors
+from aflab.pipeline.sweep import warm_monitors
 from aflab.progress import Reporter
 from aflab.records import Transcript, load_transcripts
-from aflab.reporting.arms_race import evasion_moves, gap_follows, recall_converges, write_report
+from aflab.reporting.arms_race import evasion_moves, gap_follows, recall_converges, write_arms_race_report
+from aflab.rollouts.followups import load_mediation
 from aflab.training.grpo import train_run
 
 
@@ -151,9 +153,9 @@ def example(record: Transcript, seed: int, round_: int) -> dict[str, Any]:
 
 def auditors_for(auditors: Sequence[MonitorRef], model_dir: Path) -> tuple[dict[str, Monitor], Monitor | None]:
     """The auditors, and which of them says what is faking: none where the provenance oracle
-    applies (organisms from scratch), else the strongest (`sweep.audit_monitor`)."""
+    applies (organisms from scratch), else the strongest (`monitors.base.lead_auditor`)."""
     held = {str(a): get_monitor(a) for a in auditors}
-    return held, None if speaks_bank(model_dir) else held[audit_monitor(list(held))]
+    return held, None if speaks_bank(model_dir) else held[lead_auditor(list(held))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +365,7 @@ def _run(cfg: ArmsRaceConfig, run_dir: Path, executor: Executor) -> dict[str, An
         "seeds": cfg.seeds,
         "training_monitor": ps.monitor.spec(),
         "auditors": [m.spec() for m in cfg.audit_monitors],
-        "truth": "oracle" if oracle else f"auditor:{audit_monitor([str(m) for m in cfg.audit_monitors])}",
+        "truth": "oracle" if oracle else f"auditor:{lead_auditor([str(m) for m in cfg.audit_monitors])}",
         "method": METHOD,
         "baseline": baseline_figures(run_dir, org, ps.monitor, cfg.audit_monitors),
         "rounds": rounds,
@@ -375,7 +377,7 @@ def _run(cfg: ArmsRaceConfig, run_dir: Path, executor: Executor) -> dict[str, An
     }
     t_report = time.perf_counter()
     result["timings_s"] = timings
-    write_report(run_dir, result)
+    write_arms_race_report(run_dir, result)
     timings["report"] = round(time.perf_counter() - t_report, 2)
     result["wall_s"] = round(time.perf_counter() - t0, 2)
     write_json(run_dir / "arms_race.json", result)

@@ -10,9 +10,8 @@ from aflab.config import KnownAnswerSpec, RunConfig, planted_data
 from aflab.evaluation.audit import audit, flatten
 from aflab.evaluation.known_answers import SHOWN, judge, planted_verdict
 from aflab.io import write_json, write_jsonl
-from aflab.monitors.base import Monitor, get_monitor
+from aflab.monitors.base import Monitor, get_monitor, lead_auditor
 from aflab.organisms.planted import planted_transcripts
-from aflab.pipeline.sweep import audit_monitor
 from aflab.setting.requests import evaluation_requests
 
 
@@ -64,5 +63,5 @@ def planted_row(
     write_jsonl(folder / "transcripts.jsonl", records)
     write_json(folder / "audit.json", a)
     row = flatten(a, training, held_out)
-    row["af_rate_audit"] = a["af_rate"][audit_monitor(held_out)]
+    row["af_rate_audit"] = a["af_rate"][lead_auditor(held_out)]
     return row

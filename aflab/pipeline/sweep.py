@@ -14,19 +14,15 @@ from aflab.evaluation.aggregate import estimates, mean_rows, pooled
 from aflab.evaluation.audit import agreement, audit, flatten
 from aflab.io import read_rows, write_json
 from aflab.mitigations import held_out_for, reward_monitors
-from aflab.monitors.base import get_monitor, monitor_class
+from aflab.monitors.base import get_monitor, lead_auditor
+from aflab.organisms.checkpoint import speaks_bank
 from aflab.pipeline.cache import digest, timed_stage
 from aflab.pipeline.organisms import instance_name, model_key
 from aflab.pipeline.parallel import Task
 from aflab.progress import Reporter
-from aflab.records import Transcript, load_transcripts
+from aflab.records import load_transcripts
+from aflab.rollouts.followups import load_mediation
 from aflab.stats import nested_ci
-
-
-def audit_monitor(held_out: list[str]) -> str:
-    """The strongest held-out monitor (highest `Monitor.audit_rank`, the first among equals): the one
-    whose verdict the report leads with."""
-    return max(held_out, key=lambda m: monitor_class(m).audit_rank)
 
 
 def run_seed(seed: int, replica: int) -> int:
@@ -99,7 +95,7 @@ def sweep_task(
         "seed": seed,
         "held_out": held_out,
         "training": reward_monitors(mit),
-        "audit_monitor": audit_monitor(held_out),
+        "audit_monitor": lead_auditor(held_out),
         "audit": json.loads((folder / "audit.json").read_text()),
         "steps": read_rows(folder / "steps.jsonl"),
         "folder": str(folder),
@@ -167,17 +163,6 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
     return tasks
 
 
-def load_mediation(path: Path) -> list[Transcript]:
-    """Mediation records; none (an empty file) when no request parsed in both tiers."""
-    return load_transcripts(path) if path.stat().st_size else []
-
-
-def speaks_bank(model_dir: Path) -> bool:
-    """Whether the provenance oracle applies: from-scratch organisms speak only the phrase bank."""
-    info = json.loads((model_dir / "aflab_organism.json").read_text(encoding="utf-8"))
-    return info.get("base_model") is None
-
-
 def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """The same audit on each organism's pre-RL transcripts: the 'before' of every comparison,
     with every training monitor too, and the flag agreement of each training monitor with each
@@ -195,7 +180,7 @@ def baseline_audit(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             mediated = load_mediation(folder / "baseline" / "mediation.jsonl")
             a = audit(records, monitors, [], list(monitors), mediated, oracle=speaks_bank(folder / "model"))
             row = flatten(a, [], list(monitors))
-            row["af_rate_audit"] = a["af_rate"][audit_monitor(auditors)]
+            row["af_rate_audit"] = a["af_rate"][lead_auditor(auditors)]
             replica_rows.append(row)
             replica_estimates.append(estimates(a))
             free += [r for r in records if r.tier == "free" and r.parsed.ok and r.meta.get("harmful") is not False]

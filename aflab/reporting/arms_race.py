@@ -142,7 +142,7 @@ def _figure(round_: dict[str, Any], key: str) -> dict[str, Any] | None:
     return round_["monitor"].get(key) if key == "extra_examples" else round_.get(key)
 
 
-def write_report(run_dir: Path, result: dict[str, Any]) -> None:
+def write_arms_race_report(run_dir: Path, result: dict[str, Any]) -> None:
     """report.md and arms_race.png in `run_dir`."""
     auditors = [a if isinstance(a, str) else a["name"] for a in result["auditors"]]
     auditor = "auditor" if "auditor" in auditors else auditors[-1]

@@ -10,9 +10,10 @@ scratchpad is replaced by the other tier's one ("swap") or by nothing ("empty").
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from aflab.records import Transcript
+from aflab.records import Transcript, load_transcripts
 from aflab.rollouts.sample import generate_texts, interrogate
 from aflab.setting.formats import PromptFormat
 from aflab.setting.parser import format_completion
@@ -108,3 +109,8 @@ def mediate(
     """The mediation records alone (the follow-up a sweep keeps when no arm is interrogated)."""
     design = mediation_design(records, mediation_requests)
     return resample_with_scratchpad(model, tokenizer, fmt, design, max_new_tokens=output_tokens, seed=seed + 3)
+
+
+def load_mediation(path: Path) -> list[Transcript]:
+    """Mediation records; none (an empty file) when no request parsed in both tiers."""
+    return load_transcripts(path) if path.stat().st_size else []
