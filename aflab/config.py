@@ -349,7 +349,7 @@ class RunConfig(ExecutorKeys):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
+def key_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
@@ -363,7 +363,7 @@ def validate(model: type[M], data: Any, source: str) -> M:
         loc = tuple(e["loc"])
         if isinstance(cause := e.get("ctx", {}).get("error"), AtKey):
             loc += (cause.key,)
-        raise UserError(f"{source}: {_key_path(loc)}: {msg}") from None
+        raise UserError(f"{source}: {key_path(loc)}: {msg}") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

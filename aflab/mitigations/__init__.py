@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from aflab.config import AtKey, MitigationRef, MitigationSpec, MonitorRef
-from aflab.errors import UserError
 from aflab.mitigations.base import MITIGATIONS, Mitigation, RolloutFunc, TrainContext, register
 from aflab.mitigations.rewards import RewardTerm
 
@@ -67,17 +66,11 @@ def _configured(spec: MitigationSpec, cls: type[Mitigation]) -> bool:
 
 def _plugin(ref: MitigationRef) -> Mitigation:
     try:
-        cls = MITIGATIONS.get(ref)
-    except UserError as e:
-        raise ValueError(str(e)) from None
-    if cls.section is not None:
-        raise ValueError(f"mitigation {str(ref)!r} is configured by its own section `{cls.section}:`, not plugins")
-    try:
-        return cls(cls.Options.model_validate(ref.options))
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "options"
-        raise ValueError(f"mitigation {str(ref)!r}: options.{where}: {err['msg']}") from None
+        check_ref(ref)  # what a config's loader checks: one place says what a valid plugin ref is
+    except AtKey as e:
+        raise ValueError(f"{e.key}: {e}") from None
+    cls = MITIGATIONS.get(ref)
+    return cls(cls.Options.model_validate(ref.options))
 
 
 def reward_monitors(spec: MitigationSpec) -> list[MonitorRef]:

@@ -23,6 +23,7 @@ from aflab.config import (
     RunConfig,
     SourceRef,
     TrainConfig,
+    key_path,
     load_yaml,
 )
 from aflab.config import validate as validate_schema
@@ -49,9 +50,9 @@ def validate(model: type[M], data: Any, source: str) -> M:
         try:
             check(value)
         except AtKey as e:
-            raise UserError(f"{source}: {_key_path((*loc, e.key))}: {e}") from None
+            raise UserError(f"{source}: {key_path((*loc, e.key))}: {e}") from None
         except (ValueError, UserError) as e:
-            raise UserError(f"{source}: {_key_path(loc)}: {e}") from None
+            raise UserError(f"{source}: {key_path(loc)}: {e}") from None
     return cfg
 
 
@@ -86,7 +87,3 @@ def _walk(obj: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any
     elif isinstance(obj, list | tuple):
         for i, item in enumerate(obj):
             yield from _walk(item, (*loc, i))
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"

@@ -22,7 +22,7 @@ from aflab.pipeline.executors import Executor, LocalExecutor
 from aflab.pipeline.known_answers import known_answers
 from aflab.pipeline.organisms import instance_name, organism_kwargs, organism_task
 from aflab.pipeline.parallel import Task
-from aflab.pipeline.sweep import baseline_audit, sweep_task, sweep_tasks, warm_monitors
+from aflab.pipeline.sweep import baseline_audit, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "scikit-learn", "numpy")
@@ -56,10 +56,15 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
         for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))
         for k in range(cfg.organism_seeds)
     ]
+    sweep: list[Task] = []
     if cfg.sweep is not None:
         names = sorted({*cfg.sweep.audit_monitors, *(m for mit in cfg.sweep.mitigations for m in reward_monitors(mit))})
         tasks.insert(1, Task("monitors", warm_monitors, {"names": names}, kind="monitors"))
-        tasks += sweep_tasks(cfg, run_dir, after=("monitors",))
+        sweep = sweep_tasks(cfg, run_dir, after=("monitors",))
+        # Ready tasks start in list order: within a seed, the arms with the most RL steps first, so that
+        # the run ends on short tasks, not on the last organism's 15-step positive control beside an idle
+        # worker. Results do not depend on the order: every task is seeded on its own, on one thread.
+        tasks += sorted(sweep, key=lambda t: (t.kwargs["seed"], -t.kwargs["rl"]["steps"]))
     title = "Organisms (data -> SFT -> baseline)" + (" and the RL sweep (x mitigations x seeds)" if cfg.sweep else "")
     results = dict(zip([t.name for t in tasks], executor.run(tasks, console, title=title), strict=True))
     organisms = [results[instance_name(o.name, k)] for o in cfg.organisms for k in range(cfg.organism_seeds)]
@@ -73,12 +78,7 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
         "organisms": {o["name"]: {"metrics": o["metrics"], "model": o["info"]} for o in organisms},
     }
     if cfg.sweep is not None:
-        arm = {m.name: i for i, m in enumerate(cfg.sweep.mitigations)}
-        org = {name: i for i, name in enumerate(cfg.sweep.organisms or [o.name for o in cfg.organisms])}
-        sweep_results = sorted(  # the config's order (tasks run longest first: sweep_tasks)
-            (results[t.name] for t in tasks if t.fn is sweep_task),
-            key=lambda r: (r["seed"], r["replica"], org[r["organism"]], arm[r["mitigation"]]),
-        )
+        sweep_results = [results[t.name] for t in sweep]  # the config's order
         cells = [r["seconds"] for r in sweep_results if r["seconds"]]  # built here, not reused
         timings.update(
             {

@@ -114,12 +114,8 @@ def warm_monitors(reporter: Reporter, names: list[str]) -> float:
 
 
 def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> list[Task]:
-    """One task per (seed, organism, mitigation); each waits for its organism and for `after`.
-
-    Within a seed, the arms with the most RL steps come first: ready tasks start in list order, so the
-    run ends on its shortest tasks instead of leaving a worker idle beside one long positive control
-    (organism order last had the 15-step arm of the last organism start last). Results do not depend
-    on the order: every task is seeded on its own and runs on one thread."""
+    """One task per (seed, organism, mitigation), in the config's order; each waits for its organism
+    and for `after`."""
     assert cfg.sweep is not None
     sw = cfg.sweep
     by_name = {o.name: o for o in cfg.organisms}
@@ -127,9 +123,9 @@ def sweep_tasks(cfg: RunConfig, run_dir: Path, after: tuple[str, ...] = ()) -> l
     cells = [
         (seed, org, k, mit)
         for seed in sw.seeds  # seeds outermost: a partial sweep still covers every mitigation
-        for mit in sorted(sw.mitigations, key=lambda m: -(m.steps or sw.rl.steps))
         for k in range(cfg.organism_seeds)
         for org in sw.organisms or list(by_name)
+        for mit in sw.mitigations
         if mit.organisms is None or org in mit.organisms
     ]
     for seed, org, k, mit in cells:
