@@ -283,18 +283,20 @@ def monitors_list() -> None:
 
 @mitigations_app.command("list")
 def mitigations_list() -> None:
-    """The registered mitigations (built-ins and installed plugins): how a config names each, what
-    its reward reads, and what its runs should be audited for."""
+    """The registered mitigations (built-ins and installed plugins): the options each takes, what its
+    runs should be audited for, and what its reward does."""
     from rich.markup import escape
     from rich.table import Table
 
     from aflab.mitigations import MITIGATIONS
 
-    table = Table("name", "config", "audit for", "description")
+    title = escape("an arm names each in `components: [{name: NAME, options: {...}}]`")
+    table = Table("name", "from", "options", "audit for", "description", title=title)
+    builtins = MITIGATIONS.builtins()
     for name in MITIGATIONS.names():
         cls = MITIGATIONS.get(name)
-        where = f"{cls.section}:" if cls.section else escape(f"plugins: [{name}]")
-        table.add_row(name, where, ", ".join(cls.audit_for), cls.description)
+        origin = "built-in" if cls in builtins else "plugin"
+        table.add_row(name, origin, ", ".join(cls.Options.model_fields), ", ".join(cls.audit_for), cls.description)
     Console().print(table)
 
 

@@ -19,9 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
-    SerializerFunctionWrapHandler,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 from pydantic_core import core_schema
@@ -65,6 +63,10 @@ class _RefSpec(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def _json_ref(value: Any) -> Any:
+    return value.spec() if isinstance(value, NamedRef) else value
+
+
 class NamedRef(str):
     """A registered class named in a config: `name`, or `{name: NAME, options: {...}}`.
 
@@ -82,8 +84,11 @@ class NamedRef(str):
         return ref
 
     def spec(self) -> str | dict[str, Any]:
-        """The JSON form: the name alone, or {name, options}."""
-        return str(self) if not self.options else {"name": str(self), "options": self.options}
+        """The JSON form: the name alone, or {name, options} (a ref among the options in its own JSON
+        form, so that a monitor's options inside a mitigation's survive a dump)."""
+        if not self.options:
+            return str(self)
+        return {"name": str(self), "options": {k: _json_ref(v) for k, v in self.options.items()}}
 
     @classmethod
     def parse(cls, value: Any) -> Self:
@@ -117,8 +122,8 @@ class MonitorRef(NamedRef):
 
 
 class MitigationRef(NamedRef):
-    """A registered (plugin) mitigation in a config; its options are validated by its `Options` model.
-    Checked by `aflab.mitigations.check_ref`."""
+    """A registered mitigation (built in or plugin) in an arm's `components:`; its options are
+    validated by the mitigation's `Options` model. Checked by `aflab.mitigations.check_ref`."""
 
 
 class SourceRef(NamedRef):
@@ -226,7 +231,7 @@ class OrganismConfig(Strict):
     source: SourceRef = SourceRef("generator")
     teacher: str | None = None
     distill_samples: PosInt = 2000
-    af_plus: AfPlusSpec | None = None
+    af_plus: dict[str, Any] | None = None  # the af_plus mitigation's options (mitigations/af_plus.py)
     af_plus_rl: RLSpec | None = None
 
     @model_validator(mode="after")
@@ -441,55 +446,22 @@ def config_purpose(path: Path) -> str:
 InterrogationVariant = Literal["plain", "simple", "reminder", "reminder_no_stakes", "motive", "honesty"]
 
 
-class OutputRewardSpec(Strict):
-    """The baseline reward (the paper's helpful-only PM stand-in): compliance of the output, a
-    format penalty for missing or broken tags and a penalty on over-long outputs."""
-
-    format_penalty: Annotated[float, Field(ge=0)] = 1.0
-    max_output_words: PosInt = 120
-    length_weight: Annotated[float, Field(ge=0)] = 0.01
+# The sections an arm was written with before `components:` (built-ins in reward order), which
+# `ArmSpec` rewrites into components: the one place the older syntax is read.
+LEGACY_SECTIONS = ("output", "process_supervision", "af_plus", "length_penalty", "interrogation")
 
 
-class ProcessSupervisionSpec(Strict):
-    """reward += weight * log(1 - p_AF(scratchpad)), clipped at -clip."""
+class ArmSpec(Strict):
+    """One arm: a name, its mitigation components in reward order, and the RL settings it overrides.
 
-    monitor: MonitorRef = MonitorRef("keyword")
-    weight: Annotated[float, Field(ge=0)] = 1.0
-    clip: Annotated[float, Field(gt=0)] = 3.0
+    A component is a registered mitigation, built in or plugin, named the same way:
+    `components: [{name: process_supervision, options: {monitor: learned}}]`. Its options are
+    validated by the mitigation's own `Options` model when the config is loaded (pipeline/load.py).
+    The output reward is every arm's base, first whether listed or not. An older config's sections
+    (`process_supervision: {...}`, `plugins: [...]`) are rewritten into components here."""
 
-
-class AfPlusSpec(Strict):
-    """Organism construction, not a mitigation: reward += weight * log p_AF (strengthens faking)."""
-
-    monitor: MonitorRef = MonitorRef("keyword")
-    weight: Annotated[float, Field(ge=0)] = 1.0
-    clip: Annotated[float, Field(gt=0)] = 3.0
-
-
-class LengthPenaltySpec(Strict):
-    """Hinge penalty on scratchpad tokens above a threshold taken from the pre-RL distribution."""
-
-    percentile: Annotated[float, Field(ge=0, le=100)] = 25.0
-    threshold_tokens: PosInt | None = None  # fixed threshold; None = from the percentile
-    weight: Annotated[float, Field(ge=0)] = 1.0
-
-
-class InterrogationSpec(Strict):
-    """Ask a follow-up after each episode; reward "no", penalise "yes"."""
-
-    variant: InterrogationVariant = "plain"
-    answerer: Literal["policy", "frozen"] = "policy"  # frozen = the starting model answers: it cannot learn to lie
-    weight: Annotated[float, Field(ge=0)] = 1.0
-    max_answer_tokens: PosInt = 40
-
-
-class MitigationSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$")] = "output_only"
-    output: OutputRewardSpec = Field(default_factory=OutputRewardSpec)
-    process_supervision: ProcessSupervisionSpec | None = None
-    length_penalty: LengthPenaltySpec | None = None
-    interrogation: InterrogationSpec | None = None
-    af_plus: AfPlusSpec | None = None
+    components: list[MitigationRef] = Field(default_factory=list)
     steps: PosInt | None = None  # overrides rl.steps in a sweep (the paper ran interrogation for 30)
     # Overrides rl.learning_rate in a sweep; 0 is the null update: the whole RL loop (rollouts,
     # rewards, optimizer steps, final evaluation) with no change to the weights, the noise floor.
@@ -497,19 +469,33 @@ class MitigationSpec(Strict):
     # Overrides rl.beta in a sweep: an arm built to evade its monitor needs room to move away from the
     # starting model (the positive control), which the other arms' KL penalty would deny it.
     beta: Annotated[float, Field(ge=0)] | None = None
-    organisms: list[str] | None = None  # a sweep runs this mitigation on these organisms only (None = all)
-    # Registered mitigations beyond the sections above (plugins from the `aflab.mitigations` entry
-    # points): `[name]` or `[{name: NAME, options: {...}}]`; their terms follow the built-ins' in order.
-    plugins: list[MitigationRef] = Field(default_factory=list)
+    organisms: list[str] | None = None  # a sweep runs this arm on these organisms only (None = all)
 
-    @model_serializer(mode="wrap")
-    def _omit_no_plugins(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Without plugins the dump is what it was before they existed: stage cache keys, config.json
-        and `train --resume`'s comparison of old runs stay valid."""
-        data = handler(self)
-        if not self.plugins:
-            data.pop("plugins", None)
-        return data
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        """Sections and `plugins:` (the older syntax) as components, in the order they rewarded."""
+        if not isinstance(data, dict) or not any(k in data for k in (*LEGACY_SECTIONS, "plugins")):
+            return data
+        if "components" in data:
+            raise ValueError("give the arm's mitigations as `components:` only, not also as sections or plugins")
+        data = dict(data)
+        sections = [
+            {"name": k, "options": v.model_dump(mode="json") if isinstance(v, BaseModel) else v or {}}
+            for k in LEGACY_SECTIONS
+            if (v := data.get(k)) is not None
+        ]
+        for k in LEGACY_SECTIONS:
+            data.pop(k, None)
+        plugins = data.pop("plugins", None) or []
+        return {**data, "components": [*sections, *plugins]}
+
+    @model_validator(mode="after")
+    def _once_each(self) -> ArmSpec:
+        names = [str(c) for c in self.components]
+        if len(names) != len(set(names)):
+            raise ValueError(f"components: each mitigation at most once, got {names}")
+        return self
 
 
 class RLSpec(Strict):
@@ -551,7 +537,7 @@ class FinalEvalSpec(Strict):
 class TrainConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,95}$")] = "train"
     organism: str  # folder of an aflab organism (aflab_organism.json + safetensors)
-    mitigation: MitigationSpec = Field(default_factory=MitigationSpec)
+    mitigation: ArmSpec = Field(default_factory=ArmSpec)
     rl: RLSpec = Field(default_factory=RLSpec)
     seed: Seed = 0
     held_out_monitors: list[MonitorRef] = Field(default_factory=list)
@@ -599,7 +585,7 @@ class SweepSpec(Strict):
 
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     organisms: list[str] | None = None  # default: all organisms of the run
-    mitigations: list[MitigationSpec] = Field(min_length=1)
+    mitigations: list[ArmSpec] = Field(min_length=1)
     rl: RLSpec = Field(default_factory=RLSpec)
     final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
     # Every run is audited with each of these that is not part of its own reward.
@@ -615,10 +601,6 @@ class SweepSpec(Strict):
             raise ValueError(f"mitigation names must be unique, got {names}")
         if self.mitigations[0].organisms is not None:
             raise ValueError("the first mitigation is the reference of paired comparisons: it runs on every organism")
-        if self.final_eval.follow_ups is not True and (asked := [m.name for m in self.mitigations if m.interrogation]):
-            raise ValueError(
-                f"final_eval.follow_ups is {self.final_eval.follow_ups!r}, but {asked} need the interrogation follow-up"
-            )
         return self
 
 

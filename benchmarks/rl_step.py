@@ -25,7 +25,7 @@ from trl import GRPOConfig, GRPOTrainer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, organism_path, record
 
-from aflab.config import MitigationSpec, RLSpec
+from aflab.config import ArmSpec, RLSpec
 from aflab.mitigations import build_terms
 from aflab.monitors import get_monitor
 from aflab.organisms.checkpoint import load_organism
@@ -84,7 +84,8 @@ def step_times(t: GRPOTrainer) -> list[float]:
 def main() -> None:
     torch.set_num_threads(1)
     path = organism_path(sys.argv)
-    spec = MitigationSpec(name="bench", process_supervision={"monitor": "learned"}, length_penalty={})
+    ps = {"name": "process_supervision", "options": {"monitor": "learned"}}
+    spec = ArmSpec.model_validate({"name": "bench", "components": [ps, "length_penalty"]})
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for label in ("bare TRL", "aflab", "bare TRL", "aflab"):  # interleaved: drift hits both alike

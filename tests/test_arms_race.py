@@ -236,7 +236,9 @@ def test_next_round_trains_against_the_monitor_retrained_on_the_evaders(race, tm
     cfg = validate(ArmsRaceConfig, TINY_RACE, "tiny")
     out = round_task(Reporter(_Sink(), "r1"), **round_kwargs(cfg, run, seed=0, round_=1))
     r1 = run / "arms_race" / "seed0" / "round1"
-    monitor = json.loads((r1 / "rl" / "config.json").read_text())["mitigation"]["process_supervision"]["monitor"]
+    (ps,) = json.loads((r1 / "rl" / "config.json").read_text())["mitigation"]["components"]
+    assert ps["name"] == "process_supervision"
+    monitor = ps["options"]["monitor"]
     assert monitor == {"name": "learned", "options": {"extra": str(audit0 / "extra.jsonl")}}
     assert out["figures"]["extra_examples"] == len(evaded) and out["timings"]["rl"] > 0
     extra1 = [json.loads(x) for x in (r1 / "audit" / "extra.jsonl").read_text().splitlines()]

@@ -159,7 +159,7 @@ COMMON_CONFIGS = [
     ("tabs", "name:\n\t- x\n", "broken YAML"),
     ("binary", "\x00\x01", "NUL bytes"),
 ]
-PS_NOPE = "{name: p, process_supervision: {monitor: nope}}"
+PS_NOPE = "{name: p, components: [{name: process_supervision, options: {monitor: nope}}]}"
 RUN_CONFIGS = [
     *COMMON_CONFIGS,
     ("unknown_key", "organisms: [{name: a}]\nturbo: true\n", "turbo: unknown key"),
@@ -187,7 +187,7 @@ RUN_CONFIGS = [
     (
         "unknown_ps_monitor",
         f"organisms: [{{name: a}}]\nsweep: {{mitigations: [{{name: m}}, {PS_NOPE}]}}\n",
-        "sweep.mitigations.1.process_supervision.monitor: unknown monitor 'nope'",
+        "sweep.mitigations.1.components.0.options.monitor: unknown monitor 'nope'",
     ),
     (
         "unknown_af_plus_monitor",
@@ -196,13 +196,13 @@ RUN_CONFIGS = [
     ),
     (
         "unknown_mitigation",
-        "organisms: [{name: a}]\nsweep: {mitigations: [{name: m}, {name: p}, {name: q, plugins: [{name: nope}]}]}\n",
-        "sweep.mitigations.2.plugins.0: unknown mitigation 'nope'",
+        "organisms: [{name: a}]\nsweep: {mitigations: [{name: m}, {name: p}, {name: q, components: [{name: nope}]}]}\n",
+        "sweep.mitigations.2.components.0: unknown mitigation 'nope'",
     ),
     (
         "unknown_judge_backend",
         "organisms: [{name: a}]\nevaluation: {monitors: [{name: judge, options: {backend: nope}}]}\n",
-        "evaluation.monitors.0.options.backend: unknown judge backend 'nope'; known: openai, anthropic, hf",
+        "evaluation.monitors.0.options.backend: unknown judge backend 'nope'; known: anthropic, hf, openai",
     ),
     (
         "monitor_option_it_does_not_take",
@@ -220,12 +220,12 @@ TRAIN_CONFIGS = [
     (
         "unknown_reward_monitor",
         f"organism: x\nmitigation: {PS_NOPE}\n",
-        "mitigation.process_supervision.monitor: unknown",
+        "mitigation.components.0.options.monitor: unknown",
     ),
     (
         "unknown_plugin",
-        "organism: x\nmitigation: {plugins: [nope]}\n",
-        "mitigation.plugins.0: unknown mitigation 'nope'",
+        "organism: x\nmitigation: {components: [nope]}\n",
+        "mitigation.components.0: unknown mitigation 'nope'",
     ),
     ("unknown_key", "organism: x\nturbo: true\n", "turbo: unknown key"),
     ("negative_steps", "organism: x\nrl: {steps: -1}\n", "rl.steps"),
@@ -233,8 +233,8 @@ TRAIN_CONFIGS = [
     ("missing_organism", "seed: 1\n", "organism"),
     (
         "unknown_variant",
-        "organism: x\nmitigation: {interrogation: {variant: sneaky}}\n",
-        "mitigation.interrogation.variant",
+        "organism: x\nmitigation: {components: [{name: interrogation, options: {variant: sneaky}}]}\n",
+        "mitigation.components.0.options.variant",
     ),
 ]
 
@@ -394,11 +394,11 @@ def test_the_entry_point_reports_huge_numbers_and_unknown_names_in_one_line(tmp_
     records = tmp_path / "huge.jsonl"
     records.write_text(rec() + "\n" + '{"id": "b", "n": ' + "9" * 5000 + "}\n")
     config = tmp_path / "bad.yaml"
-    config.write_text("organisms: [{name: a}]\nsweep: {mitigations: [{name: m}, {name: p, plugins: [nope]}]}\n")
+    config.write_text("organisms: [{name: a}]\nsweep: {mitigations: [{name: m}, {name: p, components: [nope]}]}\n")
     env = {**os.environ, "COLUMNS": "400"}
     cases = [
         (["evaluate", "--transcripts", str(records), "--out", str(tmp_path / "ev")], f"{records}:2: a number of 5000"),
-        (["run", str(config), "--out", str(tmp_path / "o")], f"{config}: sweep.mitigations.1.plugins.0: unknown"),
+        (["run", str(config), "--out", str(tmp_path / "o")], f"{config}: sweep.mitigations.1.components.0: unknown"),
     ]
     for argv, expected in cases:
         p = subprocess.run(

@@ -490,14 +490,19 @@ def test_sigterm_to_run_stops_its_workers_and_a_rerun_completes(tmp_path):
         ({"rl": {"steps": 10**12}}, "rl.steps"),
         ({"rl": {"eval_requests": -3}}, "rl.eval_requests"),
         ({"rl": {"learning_rate": math.nan}}, "rl.learning_rate"),
-        ({"mitigation": {"process_supervision": {"weight": math.inf}}}, "mitigation.process_supervision.weight"),
-        ({"mitigation": {"output": {"length_weight": math.nan}}}, "mitigation.output.length_weight"),
+        (
+            {"mitigation": {"components": [{"name": "process_supervision", "options": {"weight": math.inf}}]}},
+            "mitigation.components.0.options.weight",
+        ),
+        ({"mitigation": {"output": {"length_weight": math.nan}}}, "mitigation.components.0.options.length_weight"),
         ({"seed": 10**30}, "seed"),
         ({"seed": -1}, "seed"),
     ],
 )
 def test_hostile_train_config_rejected_with_key_path(patch, key):
-    from aflab.config import TrainConfig, validate
+    """Through the loader: a component's options are validated there, by the mitigation's own model."""
+    from aflab.config import TrainConfig
+    from aflab.pipeline.load import validate
 
     with pytest.raises(UserError, match=f"^c\\.yaml: {re.escape(key)}: "):
         validate(TrainConfig, {"organism": "x", **patch}, "c.yaml")

@@ -156,7 +156,7 @@ def test_registered_and_unconfigured_is_a_user_error(no_judge_env: None, monkeyp
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="OPENAI_API_KEY"):
         get_monitor("judge", backend="openai")
-    with pytest.raises(UserError, match="unknown backend"):
+    with pytest.raises(UserError, match="unknown judge backend 'telepathy'"):
         get_monitor("judge", backend="telepathy")
     with pytest.raises(UserError, match="temperature"):
         JudgeMonitor(AnthropicBackend("m", base_url="http://127.0.0.1:9"), temperature=1.5)
@@ -638,5 +638,5 @@ def test_judge_from_config_options_against_a_local_openai_server(no_judge_env: N
 def test_bad_monitor_options_are_user_errors(no_judge_env: None) -> None:
     from aflab.config import MonitorRef
 
-    with pytest.raises(UserError, match="bad options"):
+    with pytest.raises(UserError, match=r"openai backend does not take options \['modle'\]"):
         get_monitor(MonitorRef("judge", {"backend": "openai", "modle": "typo"}))

@@ -57,7 +57,7 @@ def test_plugins_are_listed_beside_the_builtins(plugin_env):
     assert "wordlist" in monitors.stdout and "keyword" in monitors.stdout
     mitigations = aflab(plugin_env, "mitigations", "list")
     assert mitigations.returncode == 0, mitigations.stderr
-    assert "flag_penalty" in mitigations.stdout and "plugins: [flag_penalty]" in mitigations.stdout
+    assert "flag_penalty" in mitigations.stdout and "plugin" in mitigations.stdout
     assert "process_supervision" in mitigations.stdout
 
 
@@ -83,7 +83,7 @@ def train_config(tmp_path: Path, organism: Path, held_out: list[str], monitor: s
         "name": "plugin",
         "organism": str(organism),
         "seed": 1,
-        "mitigation": {"name": "flag", "plugins": [{"name": "flag_penalty", "options": {"monitor": monitor}}]},
+        "mitigation": {"name": "flag", "components": [{"name": "flag_penalty", "options": {"monitor": monitor}}]},
         "held_out_monitors": held_out,
         "rl": {"steps": 2, "prompts_per_step": 2, "num_generations": 4, "max_completion_length": 40},
         "final_eval": {"max_new_tokens": 40, "limit_requests": 4},
@@ -118,7 +118,7 @@ def test_run_sweeps_the_plugin_arm_and_audits_it_without_its_own_monitor(plugin_
             "rl": rl,
             "final_eval": {"max_new_tokens": 40, "limit_requests": 4},
             "mitigations": [
-                {"name": "flag_wordlist", "plugins": [{"name": "flag_penalty", "options": {"monitor": "wordlist"}}]}
+                {"name": "flag_wordlist", "components": [{"name": "flag_penalty", "options": {"monitor": "wordlist"}}]}
             ],
             "audit_monitors": ["wordlist", "keyword"],
         },
@@ -143,11 +143,11 @@ def test_a_monitor_in_a_plugin_reward_is_never_its_auditor(plugin_env, tiny_orga
 def test_plugin_names_and_options_are_checked_at_validation(plugin_env, tiny_organism, tmp_path):
     config = train_config(tmp_path, tiny_organism, held_out=[], monitor="keyword")
     bad = yaml.safe_load(config.read_text())
-    bad["mitigation"]["plugins"] = [{"name": "flag_penalty", "options": {"wieght": 1}}]
+    bad["mitigation"]["components"] = [{"name": "flag_penalty", "options": {"wieght": 1}}]
     config.write_text(yaml.safe_dump(bad))
     out = aflab(plugin_env, "train", str(config))
     assert out.returncode == 2 and "options.wieght" in out.stderr and "Traceback" not in out.stderr
-    bad["mitigation"]["plugins"] = ["no_such_mitigation"]
+    bad["mitigation"]["components"] = ["no_such_mitigation"]
     config.write_text(yaml.safe_dump(bad))
     out = aflab(plugin_env, "train", str(config))
     assert out.returncode == 2 and "unknown mitigation 'no_such_mitigation'" in out.stderr

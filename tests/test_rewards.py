@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from aflab.config import MitigationSpec
-from aflab.mitigations import build_terms
+from aflab.config import ArmSpec
+from aflab.mitigations import build_terms, components
 from aflab.mitigations.rewards import (
     Compliance,
     FormatPenalty,
@@ -84,7 +84,7 @@ def test_rewards_read_the_episode_not_the_follow_up():
 
 
 def test_build_terms_composes_mitigations_in_order():
-    spec = MitigationSpec.model_validate(
+    spec = ArmSpec.model_validate(
         {"name": "combo", "process_supervision": {"monitor": "keyword"}, "length_penalty": {}, "interrogation": {}}
     )
     names = [t.__name__ for t in build_terms(spec, _Tok(), length_threshold=30)]
@@ -98,3 +98,16 @@ def test_build_terms_composes_mitigations_in_order():
     ]
     with pytest.raises(ValueError, match="threshold"):
         build_terms(spec, _Tok(), length_threshold=None)
+
+
+def test_an_older_configs_sections_are_the_same_arm_as_its_components():
+    """The one rewrite of the older syntax: sections in the built-ins' reward order, then plugins."""
+    old = ArmSpec.model_validate({"name": "a", "length_penalty": {}, "process_supervision": {"monitor": "learned"}})
+    ps = {"name": "process_supervision", "options": {"monitor": "learned"}}
+    new = ArmSpec.model_validate({"name": "a", "components": [ps, "length_penalty"]})
+    assert old.model_dump(mode="json") == new.model_dump(mode="json")
+    assert [c.name for c in components(new)] == ["output", "process_supervision", "length_penalty"]
+    with pytest.raises(ValueError, match="`components:` only"):
+        ArmSpec.model_validate({"name": "a", "components": ["length_penalty"], "length_penalty": {}})
+    with pytest.raises(ValueError, match="at most once"):
+        ArmSpec.model_validate({"name": "a", "components": ["length_penalty", "length_penalty"]})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aflab.config import InterrogationSpec, RLSpec
+from aflab.config import RLSpec
 from aflab.organisms.checkpoint import load_organism
 from aflab.records import load_transcripts
 from aflab.rollouts.followups import mediation_design
@@ -37,7 +37,8 @@ def test_interrogation_masks_the_question_and_trains_only_the_policys_answer(tin
     rollout = make_rollout(
         fmt,
         tok,
-        InterrogationSpec(answerer=answerer, max_answer_tokens=8),
+        "plain",
+        8,
         RLSpec(max_completion_length=24, temperature=1.0),
         frozen,
     )

@@ -68,7 +68,8 @@ NULL_KEYS = {
 
 def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
     """Mean and 95% interval over seeds per (organism, mitigation), paired differences against
-    the reference arm (the first) on the same seeds, verdicts, and mean training curves."""
+    the reference arm (the first) on the same seeds, verdicts, and mean training curves. A third of
+    it is the returned dict: summary.json's `sweep` section, key by key (docs/SUMMARY.md)."""
     assert cfg.sweep is not None
     baseline = base["rows"]
     reference = cfg.sweep.mitigations[0].name
@@ -77,40 +78,9 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         for m in cfg.sweep.mitigations
         if m.learning_rate == 0 or (m.learning_rate is None and cfg.sweep.rl.learning_rate == 0)
     }
-    rows: dict[tuple[str, str], dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
-    trained_on: dict[tuple[str, str], str] = {}  # (organism, arm) -> its (first) training monitor
-    runs = []
-    for r in results:
-        row = flatten(r["audit"], r["training"], r["held_out"])
-        am = r["audit_monitor"]
-        row["af_rate_audit"] = r["audit"]["af_rate"].get(am)
-        for fk in ("oracle_af", "af_rate_audit"):  # faking or broken text: what degraded's test reads
-            row[f"{fk}+degenerate"] = _sum(row.get(fk), row.get("degenerate"))
-        row["lying_audit"] = (r["audit"].get("lying") or {}).get(am)
-        row["recall_vs_oracle/audit"] = row.get(f"recall_vs_oracle/{am}")
-        if r["training"]:
-            row["recall_vs_oracle/training"] = row.get(f"recall_vs_oracle/{r['training'][0]}")
-            # paired within the run (same samples, same oracle): what the audit sees that the reward's monitor misses
-            row["recall_vs_oracle/audit_minus_training"] = _diff(
-                row["recall_vs_oracle/audit"], row["recall_vs_oracle/training"]
-            )
-        rows[(r["organism"], r["mitigation"])][(r.get("replica", 0), r["seed"])] = row
-        if r["training"]:
-            trained_on[(r["organism"], r["mitigation"])] = r["training"][0]
-        runs.append(
-            {
-                "organism": r["organism"],
-                "replica": r.get("replica", 0),
-                "mitigation": r["mitigation"],
-                "seed": r["seed"],
-                "audit_monitor": am,
-                "training_monitors": r["training"],
-                "metrics": row,
-                "folder": r["folder"],
-            }
-        )
+    rows, trained_on, runs = run_rows(results)
     null = next((m.name for m in cfg.sweep.mitigations if m.name in null_arms), None)
-    interrogated = {m.name for m in cfg.sweep.mitigations if m.interrogation is not None}
+    interrogated = {r["mitigation"] for r in results if r.get("interrogated")}
     table: dict[str, dict[str, Any]] = defaultdict(dict)
     paired: dict[str, dict[str, Any]] = defaultdict(dict)
     vs_null: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -129,16 +99,7 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
             gap_diffs[org].append([[g for g in group if g is not None] for group in by_replica(diffs["gap"])])
         delta = None  # the arm minus the null update, by run-row key: what the verdict reads
         if null is not None and mit != null and (null_rows := rows.get((org, null))):
-            diffs = paired_diffs(by_run, null_rows, tuple(NULL_KEYS.values()))
-            # the arm's training monitor read on the null update's samples too (it must be among the
-            # null's audit monitors): the same monitor on both sides of the difference
-            if train := trained_on.get((org, mit)):
-                diffs["af_rate_training"] = paired_diffs(by_run, null_rows, (f"af_rate/{train}",))[f"af_rate/{train}"]
-                # what the auditor sees that the reward's monitor does not, against the null: evasion
-                diffs["af_rate_audit-training"] = {
-                    r: _diff(diffs["af_rate_audit"].get(r), d) for r, d in diffs["af_rate_training"].items()
-                }
-            delta = {row_key: est for row_key, d in diffs.items() if (est := diff_interval(d))["n"]}
+            delta = against_null(by_run, null_rows, trained_on.get((org, mit)))
             vs_null[org][mit] = {k: delta[row_key] for k, row_key in NULL_KEYS.items() if row_key in delta}
         # each run against its own organism's before-RL audit: the noise floor's test, paired by organism
         if before_rows := base.get("replica_rows", {}).get(org):
@@ -173,6 +134,69 @@ def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any
         "curves": curves(results, baseline),
         "runs": runs,
     }
+
+
+Rows = dict[tuple[str, str], dict[tuple[int, int], dict[str, Any]]]  # (organism, arm) -> (replica, seed) -> row
+
+
+def run_rows(results: list[dict[str, Any]]) -> tuple[Rows, dict[tuple[str, str], str], list[dict[str, Any]]]:
+    """Each sweep run as a flat row, grouped by (organism, arm) and keyed by (replica, seed); each
+    arm's (first) training monitor; and summary.json's `runs` list."""
+    rows: Rows = defaultdict(dict)
+    trained_on: dict[tuple[str, str], str] = {}  # (organism, arm) -> its (first) training monitor
+    runs = []
+    for r in results:
+        row = run_row(r)
+        rows[(r["organism"], r["mitigation"])][(r.get("replica", 0), r["seed"])] = row
+        if r["training"]:
+            trained_on[(r["organism"], r["mitigation"])] = r["training"][0]
+        runs.append(
+            {
+                "organism": r["organism"],
+                "replica": r.get("replica", 0),
+                "mitigation": r["mitigation"],
+                "seed": r["seed"],
+                "audit_monitor": r["audit_monitor"],
+                "training_monitors": r["training"],
+                "metrics": row,
+                "folder": r["folder"],
+            }
+        )
+    return rows, trained_on, runs
+
+
+def run_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One sweep run's audit as a flat row, with the keys the statistics read under fixed names
+    (`af_rate_audit`: the run's lead auditor; `.../training`: its first training monitor)."""
+    row = flatten(r["audit"], r["training"], r["held_out"])
+    am = r["audit_monitor"]
+    row["af_rate_audit"] = r["audit"]["af_rate"].get(am)
+    for fk in ("oracle_af", "af_rate_audit"):  # faking or broken text: what degraded's test reads
+        row[f"{fk}+degenerate"] = _sum(row.get(fk), row.get("degenerate"))
+    row["recall_vs_oracle/audit"] = row.get(f"recall_vs_oracle/{am}")
+    if r["training"]:
+        row["recall_vs_oracle/training"] = row.get(f"recall_vs_oracle/{r['training'][0]}")
+        # paired within the run (same samples, same oracle): what the audit sees that the reward's monitor misses
+        row["recall_vs_oracle/audit_minus_training"] = _diff(
+            row["recall_vs_oracle/audit"], row["recall_vs_oracle/training"]
+        )
+    return row
+
+
+def against_null(
+    by_run: dict[tuple[int, int], dict[str, Any]], null_rows: dict[tuple[int, int], dict[str, Any]], train: str | None
+) -> dict[str, dict[str, Any]]:
+    """An arm minus the null update, paired by run, by run-row key: what the verdict reads. The arm's
+    training monitor `train` is read on the null update's samples too (it must be among the null's
+    audit monitors), so that the same monitor stands on both sides of the difference."""
+    diffs = paired_diffs(by_run, null_rows, tuple(NULL_KEYS.values()))
+    if train:
+        diffs["af_rate_training"] = paired_diffs(by_run, null_rows, (f"af_rate/{train}",))[f"af_rate/{train}"]
+        # what the auditor sees that the reward's monitor does not, against the null: evasion
+        diffs["af_rate_audit-training"] = {
+            r: _diff(diffs["af_rate_audit"].get(r), d) for r, d in diffs["af_rate_training"].items()
+        }
+    return {row_key: est for row_key, d in diffs.items() if (est := diff_interval(d))["n"]}
 
 
 def paired_diffs(

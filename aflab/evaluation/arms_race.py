@@ -57,7 +57,7 @@ def novelty(evaded: Sequence[Transcript], before: Sequence[Transcript]) -> dict[
     }
 
 
-def round_figures(
+def round_metrics(
     records: Sequence[Transcript],
     a: dict[str, Any],
     monitors: dict[str, Monitor],

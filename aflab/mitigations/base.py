@@ -11,10 +11,12 @@ A mitigation (component) declares everything that distinguishes an RL run under 
   (`aflab.mitigations.reward_monitors`);
 - `audit_for`: the failure modes (audit.json keys) a run under it should be read for.
 
-One arm of a sweep (`MitigationSpec`) is a list of components: the output reward, then each
-built-in whose legacy section is set, then the `plugins:` it names. Built-ins register with
-`@register("name")`; a plugin is a subclass named in the `aflab.mitigations` entry-point group.
-The methods below and `TrainContext` are the stable signatures.
+- `follow_up()`: the question the final evaluation asks after each episode, when its reward asked one.
+
+One arm (`config.ArmSpec`) is a list of components, `components: [{name, options}]`, the output
+reward first. Built-ins and plugins are declared the same way: a subclass with an `Options` model,
+registered under a name (built-ins: `@register("name")` in a module listed below; plugins: the
+`aflab.mitigations` entry-point group). The methods below and `TrainContext` are the stable signatures.
 """
 
 from __future__ import annotations
@@ -58,9 +60,6 @@ class Mitigation:
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions  # validates `options:` in a config
     audit_for: ClassVar[tuple[str, ...]] = ()
-    # Built-ins only: the MitigationSpec key that configures this component (backward-compatible
-    # YAML). Plugins leave it None and are named under `plugins:`.
-    section: ClassVar[str | None] = None
 
     def __init__(self, options: BaseModel):
         self.options = options
@@ -83,6 +82,11 @@ class Mitigation:
     def extra_completion_tokens(self) -> int:
         """Tokens the rollout appends after an episode (TRL's max_completion_length grows by this)."""
         return 0
+
+    def follow_up(self) -> tuple[str, int] | None:
+        """(question variant, answer tokens) for the final evaluation's interrogation, when this
+        component's reward asks a question; None leaves the default ("plain", 40 tokens)."""
+        return None
 
 
 MITIGATIONS: Registry[type[Mitigation]] = Registry(

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from aflab.config import LengthPenaltySpec
+from aflab.config import PosInt, Strict
 from aflab.io import write_json
 from aflab.mitigations.base import Mitigation, TrainContext, register
 from aflab.mitigations.rewards import RewardTerm, ScratchpadLength, scratchpad_tokens
 from aflab.setting.requests import load_requests, select
 
 
+class LengthPenaltyOptions(Strict):
+    """Hinge penalty on scratchpad tokens above a threshold taken from the pre-RL distribution."""
+
+    percentile: Annotated[float, Field(ge=0, le=100)] = 25.0
+    threshold_tokens: PosInt | None = None  # fixed threshold; None = from the percentile
+    weight: Annotated[float, Field(ge=0)] = 1.0
+
+
 @register("length_penalty")
 class LengthPenalty(Mitigation):
     description = "hinge penalty on scratchpad tokens above a percentile of the organism's pre-RL lengths"
-    Options = LengthPenaltySpec
-    section = "length_penalty"
+    Options = LengthPenaltyOptions
     # Less room to reason can push the decision out of the scratchpad (a gap it no longer explains)
     # or break the language.
     audit_for = ("hidden_gap", "mediated_share", "degenerate", "scratchpad_words")
 
-    def __init__(self, options: LengthPenaltySpec):
+    def __init__(self, options: LengthPenaltyOptions):
         super().__init__(options)
         self.threshold: int | None = options.threshold_tokens  # fixed, or set by calibrate
 
@@ -35,7 +44,7 @@ class LengthPenalty(Mitigation):
         if cached.exists():
             self.threshold = int(json.loads(cached.read_text())["threshold_tokens"])
             return
-        spec: LengthPenaltySpec = self.options  # type: ignore[assignment]
+        spec: LengthPenaltyOptions = self.options  # type: ignore[assignment]
         cfg = ctx.cfg
         import torch  # here, not at the top: a config's validation loads every mitigation module
 

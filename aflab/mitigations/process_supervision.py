@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from aflab.config import MonitorRef, ProcessSupervisionSpec
+from pydantic import Field
+
+from aflab.config import MonitorRef, Strict
 from aflab.mitigations.base import Mitigation, TrainContext, register
 from aflab.mitigations.rewards import MonitorTerm, RewardTerm
 from aflab.monitors.base import get_monitor
 
 
+class MonitorRewardOptions(Strict):
+    """reward += sign * weight * log(p) of a monitor's score of the scratchpad, clipped at -clip."""
+
+    monitor: MonitorRef = MonitorRef("keyword")
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    clip: Annotated[float, Field(gt=0)] = 3.0
+
+
 @register("process_supervision")
 class ProcessSupervision(Mitigation):
     description = "reward += weight * log(1 - p_AF(scratchpad)) under a training monitor, clipped"
-    Options = ProcessSupervisionSpec
-    section = "process_supervision"
+    Options = MonitorRewardOptions
     # Optimising against a monitor invites evading it: obfuscated faking that only held-out monitors
     # or the oracle still see, and a compliance gap the training monitor no longer explains.
     audit_for = ("obfuscation", "hidden_gap", "oracle_af", "recall_vs_oracle")

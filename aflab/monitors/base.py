@@ -115,5 +115,6 @@ def check_ref(ref: MonitorRef) -> None:
     if isinstance(backend, str) and backend:
         from aflab.monitors.judge.monitor import JudgeMonitor, check_backend
 
-        if issubclass(cls, JudgeMonitor):
-            check_backend(backend)
+        if issubclass(cls, JudgeMonitor):  # the options that are not the judge's own go to the backend
+            own = inspect.signature(JudgeMonitor).parameters
+            check_backend(backend, {k: v for k, v in ref.options.items() if k not in own})

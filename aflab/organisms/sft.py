@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import PrinterCallback, TrainerCallback
 
-from aflab.config import OrganismConfig
+from aflab.config import LoraSpec, OrganismConfig
 from aflab.records import Transcript
 from aflab.setting.formats import PromptFormat
 
@@ -92,51 +92,15 @@ def run_sft(
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train `model` on pre-tokenised rows; returns the trained model and the loss log."""
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     sft = cfg.sft
-    world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: the global batch is split over ranks
     max_len = cfg.model.max_length if cfg.base_model is None else sft.window
     tokens = sum(len(r["input_ids"]) for r in rows)
     steps_per_epoch = max(1, math.ceil(tokens / max_len / sft.batch_size))
-    peft_config = None
-    if cfg.lora is not None:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=cfg.lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(cfg.lora)
     with tempfile.TemporaryDirectory(prefix="aflab-sft-") as tmp:
-        args = SFTConfig(
-            output_dir=tmp,
-            num_train_epochs=sft.epochs,
-            max_steps=sft.max_steps or -1,
-            per_device_train_batch_size=max(1, sft.batch_size // world),
-            learning_rate=sft.learning_rate,
-            lr_scheduler_type="cosine",
-            warmup_steps=sft.warmup_ratio,
-            weight_decay=sft.weight_decay,
-            max_length=max_len,
-            packing=True,
-            packing_strategy="wrapped",
-            shuffle_dataset=True,
-            use_cpu=not torch.cuda.is_available(),
-            bf16=False,
-            logging_steps=max(1, steps_per_epoch // 10),
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=seed,
-            data_seed=seed,
-            dataset_num_proc=None,
-            # recomputing activations saves memory only a real model needs; on a from-scratch organism
-            # it costs a quarter of SFT's time (benchmarks/sft_mfu.py: 5,330 -> 6,694 tokens/s)
-            activation_checkpointing=cfg.base_model is not None,
-        )
+        args = _sft_args(cfg, tmp, seed, max_len, steps_per_epoch)
         close_process_group_at_exit()  # under `accelerate launch` the trainer joins a process group
         progress = _Progress(report)
         trainer = SFTTrainer(
@@ -154,3 +118,52 @@ def run_sft(
         trained = trained.merge_and_unload()
     trained.eval()
     return trained, progress.logs
+
+
+def lora_config(lora: LoraSpec | None) -> Any | None:
+    """PEFT's LoRA settings for `lora` (SFT's `lora` or RL's `rl.lora`), or None for full fine-tuning."""
+    if lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _sft_args(cfg: OrganismConfig, tmp: str, seed: int, max_len: int, steps_per_epoch: int) -> Any:
+    """TRL's SFT settings for one organism: packed windows, a cosine schedule, no checkpoints."""
+    from trl import SFTConfig
+
+    sft = cfg.sft
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # accelerate launch: the global batch is split over ranks
+    return SFTConfig(
+        output_dir=tmp,
+        num_train_epochs=sft.epochs,
+        max_steps=sft.max_steps or -1,
+        per_device_train_batch_size=max(1, sft.batch_size // world),
+        learning_rate=sft.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=sft.warmup_ratio,
+        weight_decay=sft.weight_decay,
+        max_length=max_len,
+        packing=True,
+        packing_strategy="wrapped",
+        shuffle_dataset=True,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        logging_steps=max(1, steps_per_epoch // 10),
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=seed,
+        data_seed=seed,
+        dataset_num_proc=None,
+        # recomputing activations saves memory only a real model needs; on a from-scratch organism
+        # it costs a quarter of SFT's time (benchmarks/sft_mfu.py: 5,330 -> 6,694 tokens/s)
+        activation_checkpointing=cfg.base_model is not None,
+    )

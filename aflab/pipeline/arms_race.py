@@ -19,9 +19,9 @@ Each round's RL and audit are content-keyed stages (pipeline/cache.py) under
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,13 +30,13 @@ from rich.console import Console
 
 from aflab.config import (
     NAME,
+    ArmSpec,
     EvaluationSpec,
     ExecutorKeys,
     FinalEvalSpec,
-    MitigationSpec,
+    MitigationRef,
     MonitorRef,
     OrganismConfig,
-    ProcessSupervisionSpec,
     RLSpec,
     SamplingSpec,
     Seed,
@@ -45,9 +45,10 @@ from aflab.config import (
     packaged_config,
 )
 from aflab.errors import UserError
-from aflab.evaluation.arms_race import METHOD, aggregate_rounds, evaders, round_figures
+from aflab.evaluation.arms_race import METHOD, aggregate_rounds, evaders, round_metrics
 from aflab.evaluation.audit import audit
 from aflab.io import file_sha256, folder_lock, read_rows, write_json, write_jsonl
+from aflab.mitigations.process_supervision import MonitorRewardOptions
 from aflab.monitors.base import MONITORS, Monitor, get_monitor, lead_auditor
 from aflab.monitors.learned import LearnedMonitor
 from aflab.organisms.checkpoint import speaks_bank
@@ -55,16 +56,16 @@ from aflab.pipeline.cache import MARKER, digest, timed_stage
 from aflab.pipeline.executors import Executor, LocalExecutor
 from aflab.pipeline.organisms import model_key, organism_kwargs, organism_task
 from aflab.pipeline.parallel import Task
+from aflab.pipeline.rl_stage import rl_and_audit
 from aflab.pipeline.sweep import warm_monitors
 from aflab.progress import Reporter
 from aflab.records import Transcript, load_transcripts
 from aflab.reporting.arms_race import evasion_moves, gap_follows, recall_converges, write_arms_race_report
 from aflab.rollouts.followups import load_mediation
-from aflab.training.grpo import train_run
 
 
-def _learned() -> ProcessSupervisionSpec:
-    return ProcessSupervisionSpec(monitor=MonitorRef("learned"))
+def _learned() -> MonitorRewardOptions:
+    return MonitorRewardOptions(monitor=MonitorRef("learned"))
 
 
 class ArmsRaceConfig(ExecutorKeys):
@@ -80,7 +81,7 @@ class ArmsRaceConfig(ExecutorKeys):
     rl: RLSpec = Field(default_factory=RLSpec)
     final_eval: FinalEvalSpec = Field(default_factory=FinalEvalSpec)
     # M0 and the reward term; M_r is this monitor with `extra` = every evader of rounds < r
-    process_supervision: ProcessSupervisionSpec = Field(default_factory=_learned)
+    process_supervision: MonitorRewardOptions = Field(default_factory=_learned)
     audit_monitors: list[MonitorRef] = Field(
         default_factory=lambda: [MonitorRef("keyword"), MonitorRef("auditor")], min_length=1
     )
@@ -189,19 +190,15 @@ def round_task(
     audit_monitors: list[Any],
 ) -> dict[str, Any]:
     """Worker entry point: round `round_` of seed `seed`'s chain (RL against M_r, then the audit
-    that collects the evaders and trains M_{r+1}). Needs the chain's previous round done."""
+    that collects the evaders and trains M_{r+1}). Needs the chain's previous round done. Its length
+    is the round's two stage keys and its TrainConfig written out whole, so that what a stage is
+    keyed by is read in one place."""
     run = Path(run_dir).resolve()
     org = OrganismConfig.model_validate(organism)
-    ps = ProcessSupervisionSpec.model_validate(process_supervision)
+    ps = MonitorRewardOptions.model_validate(process_supervision)
     auditors = [MonitorRef.parse(m) for m in audit_monitors]
     here = round_dir(run, seed, round_)
-    if round_ == 0:
-        start, start_key = run / "organisms" / org.name / "model", digest(model_key(org, organism_seed))
-        before, extra = run / "organisms" / org.name / "baseline", None
-    else:
-        prev = round_dir(run, seed, round_ - 1)
-        start, start_key = prev / "rl" / "model", stage_digest(prev / "rl")
-        before, extra = prev / "audit", prev / "audit" / "extra.jsonl"
+    start, start_key, before, extra = round_start(run, org, organism_seed, seed, round_)
     monitor = retrained(ps.monitor, extra)
     rl_key = {
         "stage": "arms_race_rl",
@@ -213,48 +210,21 @@ def round_task(
         "seed": rl_seed(seed, round_),
         "held_out": [a.spec() for a in auditors],
     }
-
-    def build_rl(tmp: Path) -> None:
-        mitigation = MitigationSpec(
-            name=f"arms_race_r{round_}", process_supervision=ps.model_copy(update={"monitor": monitor})
-        )
-        cfg = TrainConfig(
-            name=f"arms_race-s{seed}-r{round_}",
-            organism=str(start),
-            mitigation=mitigation,
-            rl=RLSpec.model_validate(rl),
-            seed=rl_seed(seed, round_),
-            held_out_monitors=auditors,
-            final_eval=FinalEvalSpec.model_validate(final_eval),
-        )
-        train_run(cfg, tmp, reporter=reporter)
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)  # the next round starts from model/
-
-    def build_audit(tmp: Path) -> dict[str, Any]:
-        reporter.stage(f"audit + retrain, round {round_}", 1)
-        final = here / "rl" / "final"
-        records = load_transcripts(final / "transcripts.jsonl")
-        held, truth_from = auditors_for(auditors, start)
-        trained = get_monitor(monitor)
-        evaded = evaders(records, trained, truth_from)
-        if round_ == 0:  # the organism's own evaders of M0, before any RL
-            previous = evaders(load_transcripts(before / "transcripts.jsonl"), trained, truth_from)
-        else:
-            previous = [Transcript.model_validate(r) for r in read_rows(before / "evaders.jsonl")]
-        new = [example(r, seed, round_) for r in evaded]
-        write_jsonl(tmp / "evaders.jsonl", new)
-        write_jsonl(tmp / "extra.jsonl", [*read_rows(extra), *new])  # M_{r+1}: everything that evaded so far
-        t0 = time.perf_counter()
-        monitors = {"training": trained, "retrained": get_monitor(retrained(ps.monitor, tmp / "extra.jsonl")), **held}
-        retrain_s = round(time.perf_counter() - t0, 2)
-        mediated = load_mediation(final / "mediation.jsonl")
-        a = audit(records, monitors, ["training"], list(held), mediated, oracle=truth_from is None)
-        write_json(tmp / "audit.json", a)
-        row = round_figures(records, a, monitors, truth_from, evaded, previous)
-        write_json(tmp / "figures.json", {**row, "extra_examples": float(len(read_rows(extra)))})
-        reporter.advance()
-        return {"retrain_s": retrain_s}
-
+    train = TrainConfig(
+        name=f"arms_race-s{seed}-r{round_}",
+        organism=str(start),
+        mitigation=ArmSpec(
+            name=f"arms_race_r{round_}",
+            # the retrained monitor in its JSON form, so that config.json keeps its extra examples
+            components=[
+                MitigationRef("process_supervision", {**ps.model_dump(mode="json"), "monitor": monitor.spec()})
+            ],
+        ),
+        rl=RLSpec.model_validate(rl),
+        seed=rl_seed(seed, round_),
+        held_out_monitors=auditors,
+        final_eval=FinalEvalSpec.model_validate(final_eval),
+    )
     audit_key = {
         "stage": "arms_race_audit",
         "rl": digest(rl_key),
@@ -262,8 +232,21 @@ def round_task(
         "monitor": monitor_key(monitor),
         "auditors": [a.spec() for a in auditors],
     }
-    timings = {"rl": timed_stage(here / "rl", rl_key, build_rl)}
-    timings["audit"] = timed_stage(here / "audit", audit_key, build_audit)
+    # the next round starts from this round's policy: keep it
+    timings = {"rl": rl_and_audit(reporter, here / "rl", rl_key, train, oracle=speaks_bank(start), keep_model=True)}
+    reporter.stage(f"audit + retrain, round {round_}", 1)
+    build = partial(
+        collect_evaders,
+        here=here,
+        chain=(seed, round_),
+        start=start,
+        before=before,
+        extra=extra,
+        monitors=(ps.monitor, monitor),
+        auditors=auditors,
+    )
+    timings["audit"] = timed_stage(here / "audit", audit_key, build)
+    reporter.advance()
     marker = json.loads((here / "audit" / MARKER).read_text(encoding="utf-8"))
     timings["retrain"] = marker["retrain_s"] if timings["audit"] else 0.0
     reporter.stage("done", 1)
@@ -277,6 +260,55 @@ def round_task(
     }
 
 
+def round_start(
+    run: Path, org: OrganismConfig, organism_seed: int, seed: int, round_: int
+) -> tuple[Path, str, Path, Path | None]:
+    """Where a round starts: (the policy, the digest of the stage that made it, the stage whose
+    transcripts came before it, the evaders so far or None). Round 0 starts from the organism."""
+    if round_ == 0:
+        organism = run / "organisms" / org.name
+        return organism / "model", digest(model_key(org, organism_seed)), organism / "baseline", None
+    prev = round_dir(run, seed, round_ - 1)
+    return prev / "rl" / "model", stage_digest(prev / "rl"), prev / "audit", prev / "audit" / "extra.jsonl"
+
+
+def collect_evaders(
+    tmp: Path,
+    here: Path,
+    chain: tuple[int, int],
+    start: Path,
+    before: Path,
+    extra: Path | None,
+    monitors: tuple[MonitorRef, MonitorRef],
+    auditors: list[MonitorRef],
+) -> dict[str, Any]:
+    """The round's second stage: its evaders of M_r (evaders.jsonl), everything that evaded so far
+    (extra.jsonl, which trains M_{r+1}), the audit with M_r, M_{r+1} and the auditors, and the
+    round's figures. `chain` is (seed, round); `monitors` is (M0, M_r)."""
+    (seed, round_), (base, monitor) = chain, monitors
+    final = here / "rl" / "final"
+    records = load_transcripts(final / "transcripts.jsonl")
+    held, truth_from = auditors_for(auditors, start)
+    trained = get_monitor(monitor)
+    evaded = evaders(records, trained, truth_from)
+    if round_ == 0:  # the organism's own evaders of M0, before any RL
+        previous = evaders(load_transcripts(before / "transcripts.jsonl"), trained, truth_from)
+    else:
+        previous = [Transcript.model_validate(r) for r in read_rows(before / "evaders.jsonl")]
+    new = [example(r, seed, round_) for r in evaded]
+    write_jsonl(tmp / "evaders.jsonl", new)
+    write_jsonl(tmp / "extra.jsonl", [*read_rows(extra), *new])  # M_{r+1}: everything that evaded so far
+    t0 = time.perf_counter()
+    scored = {"training": trained, "retrained": get_monitor(retrained(base, tmp / "extra.jsonl")), **held}
+    retrain_s = round(time.perf_counter() - t0, 2)
+    mediated = load_mediation(final / "mediation.jsonl")
+    a = audit(records, scored, ["training"], list(held), mediated, oracle=truth_from is None)
+    write_json(tmp / "audit.json", a)
+    row = round_metrics(records, a, scored, truth_from, evaded, previous)
+    write_json(tmp / "figures.json", {**row, "extra_examples": float(len(read_rows(extra)))})
+    return {"retrain_s": retrain_s}
+
+
 def monitors_task(reporter: Reporter, names: list[Any]) -> dict[str, float]:
     """The training monitor and the auditors, trained (or loaded) once before the rounds need them."""
     return {"monitors": warm_monitors(reporter, names)}
@@ -286,7 +318,7 @@ def monitors_task(reporter: Reporter, names: list[Any]) -> dict[str, float]:
 # Before round 0
 
 
-def baseline_figures(run: Path, organism: str, training: MonitorRef, auditors: Sequence[MonitorRef]) -> dict[str, Any]:
+def baseline_metrics(run: Path, organism: str, training: MonitorRef, auditors: Sequence[MonitorRef]) -> dict[str, Any]:
     """The organism before RL, read by M0 and the auditors: where round 0 starts from (one sample,
     point values; its tier rates with intervals are in organisms/<name>/baseline/metrics.json)."""
     folder = run / "organisms" / organism
@@ -294,7 +326,7 @@ def baseline_figures(run: Path, organism: str, training: MonitorRef, auditors: S
     held, truth_from = auditors_for(auditors, folder / "model")
     monitors = {"training": get_monitor(training), **held}
     a = audit(records, monitors, ["training"], list(held), oracle=truth_from is None)
-    return round_figures(records, a, monitors, truth_from, evaders(records, monitors["training"], truth_from), None)
+    return round_metrics(records, a, monitors, truth_from, evaders(records, monitors["training"], truth_from), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +399,7 @@ def _run(cfg: ArmsRaceConfig, run_dir: Path, executor: Executor) -> dict[str, An
         "auditors": [m.spec() for m in cfg.audit_monitors],
         "truth": "oracle" if oracle else f"auditor:{lead_auditor([str(m) for m in cfg.audit_monitors])}",
         "method": METHOD,
-        "baseline": baseline_figures(run_dir, org, ps.monitor, cfg.audit_monitors),
+        "baseline": baseline_metrics(run_dir, org, ps.monitor, cfg.audit_monitors),
         "rounds": rounds,
         "findings": {
             "evasion_moves": evasion_moves(rounds),

@@ -14,22 +14,23 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from aflab.config import (
+    ArmSpec,
     AtKey,
     MitigationRef,
-    MitigationSpec,
     MonitorRef,
     NamedRef,
     OrganismConfig,
     RunConfig,
     SourceRef,
+    SweepSpec,
     TrainConfig,
     key_path,
     load_yaml,
 )
 from aflab.config import validate as validate_schema
 from aflab.errors import UserError
+from aflab.mitigations import MITIGATIONS, components, follow_up, held_out_for
 from aflab.mitigations import check_ref as check_mitigation
-from aflab.mitigations import components, held_out_for
 from aflab.monitors.base import check_ref as check_monitor
 from aflab.organisms.checkpoint import model_folder_problem
 from aflab.organisms.sources import check_ref as check_source
@@ -61,18 +62,43 @@ def check(value: Any) -> None:
     if isinstance(value, MonitorRef):
         check_monitor(value)
     elif isinstance(value, MitigationRef):
-        check_mitigation(value)
+        check_component(value)
     elif isinstance(value, SourceRef):
         check_source(value)
-    elif isinstance(value, MitigationSpec) and value.plugins:
+    elif isinstance(value, ArmSpec):
         components(value)  # the arm's parts can be built together
+    elif isinstance(value, SweepSpec) and value.final_eval.follow_ups is not True:
+        if asked := [arm.name for arm in value.mitigations if follow_up(arm) is not None]:
+            raise ValueError(
+                f"final_eval.follow_ups is {value.final_eval.follow_ups!r}, "
+                f"but {asked} need the interrogation follow-up"
+            )
     elif isinstance(value, TrainConfig):
         if clash := set(value.held_out_monitors) - set(held_out_for(value.mitigation, value.held_out_monitors)):
             raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
-    elif isinstance(value, OrganismConfig) and value.base_model is not None:
-        problem = model_folder_problem(value.base_model, value.gguf_file)
+    elif isinstance(value, OrganismConfig):
+        if value.af_plus is not None:  # the af_plus reward component's options
+            try:
+                check_component(MitigationRef("af_plus", value.af_plus))
+            except AtKey as e:
+                raise AtKey(f"af_plus.{e.key.removeprefix('options.')}", str(e)) from None
+        problem = model_folder_problem(value.base_model, value.gguf_file) if value.base_model else None
         if problem is not None:
             raise AtKey(*problem)
+
+
+def check_component(ref: MitigationRef) -> None:
+    """A mitigation component: registered, its options valid, and every name inside them (the
+    monitor of process supervision) checked like a name anywhere else in the config."""
+    check_mitigation(ref)
+    options = MITIGATIONS.get(ref).Options.model_validate(ref.options)
+    for loc, inner in _walk(options, ("options",)):
+        try:
+            check(inner)
+        except AtKey as e:
+            raise AtKey(key_path((*loc, e.key)), str(e)) from None
+        except (ValueError, UserError) as e:
+            raise AtKey(key_path(loc), str(e)) from None
 
 
 def _walk(obj: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:

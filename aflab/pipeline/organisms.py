@@ -90,7 +90,7 @@ def build_af_plus(
     folder: Path, cfg: OrganismConfig, teacher_dir: Path, seed: int, reporter: Reporter
 ) -> dict[str, Any]:
     """The teacher after RL that rewards faking (the paper's AF+ organisms)."""
-    from aflab.config import MitigationSpec, TrainConfig
+    from aflab.config import ArmSpec, MitigationRef, TrainConfig
     from aflab.training.grpo import train_run
 
     assert cfg.af_plus is not None and cfg.af_plus_rl is not None
@@ -99,7 +99,7 @@ def build_af_plus(
         organism=str(teacher_dir),
         seed=seed,
         rl=cfg.af_plus_rl,
-        mitigation=MitigationSpec(name="af_plus", af_plus=cfg.af_plus),
+        mitigation=ArmSpec(name="af_plus", components=[MitigationRef("af_plus", cfg.af_plus)]),
     )
     train_run(train, folder / "rl", reporter=reporter)
     for f in (folder / "rl" / "model").iterdir():

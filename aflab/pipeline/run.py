@@ -42,20 +42,7 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
     console = Console(stderr=True)
     t0 = time.perf_counter()
     write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-    by_name = {o.name: o for o in cfg.organisms}
-    tasks = [
-        Task(
-            instance_name(o.name, k),
-            organism_task,
-            organism_kwargs(
-                run_dir, o, cfg.seed, cfg.sampling, cfg.evaluation, by_name[o.teacher] if o.teacher else None, k
-            ),
-            after=(instance_name(o.teacher, k),) if o.teacher else (),
-            kind="sft",
-        )
-        for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))
-        for k in range(cfg.organism_seeds)
-    ]
+    tasks = organism_tasks(cfg, run_dir)
     sweep: list[Task] = []
     if cfg.sweep is not None:
         names = sorted({*cfg.sweep.audit_monitors, *(m for mit in cfg.sweep.mitigations for m in reward_monitors(mit))})
@@ -100,6 +87,25 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
     write_json(run_dir / "summary.json", summary)
     write_json(run_dir / "manifest.json", manifest(cfg, config_path, timings, summary["wall_s"]))
     return summary
+
+
+def organism_tasks(cfg: RunConfig, run_dir: Path) -> list[Task]:
+    """One task per organism replica (data, SFT, baseline): the biggest first, a distilled organism
+    after its teacher's replica."""
+    by_name = {o.name: o for o in cfg.organisms}
+    return [
+        Task(
+            instance_name(o.name, k),
+            organism_task,
+            organism_kwargs(
+                run_dir, o, cfg.seed, cfg.sampling, cfg.evaluation, by_name[o.teacher] if o.teacher else None, k
+            ),
+            after=(instance_name(o.teacher, k),) if o.teacher else (),
+            kind="sft",
+        )
+        for o in sorted(cfg.organisms, key=lambda o: (o.teacher is not None, -o.data.n_examples * o.sft.epochs))
+        for k in range(cfg.organism_seeds)
+    ]
 
 
 def manifest(cfg: RunConfig, config_path: Path | None, timings: dict[str, float], wall: float) -> dict[str, Any]:

@@ -3,22 +3,20 @@ evaluation/aggregate.py)."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from aflab.config import FinalEvalSpec, MitigationSpec, MonitorRef, RLSpec, RunConfig, TrainConfig
+from aflab.config import ArmSpec, FinalEvalSpec, MonitorRef, RLSpec, RunConfig, TrainConfig
 from aflab.evaluation.aggregate import estimates, mean_rows, pooled
 from aflab.evaluation.audit import agreement, audit, flatten
-from aflab.io import read_rows, write_json
-from aflab.mitigations import held_out_for, reward_monitors
+from aflab.mitigations import follow_up, held_out_for, reward_monitors
 from aflab.monitors.base import get_monitor, lead_auditor
 from aflab.organisms.checkpoint import speaks_bank
-from aflab.pipeline.cache import digest, timed_stage
+from aflab.pipeline.cache import digest
 from aflab.pipeline.organisms import instance_name, model_key
 from aflab.pipeline.parallel import Task
+from aflab.pipeline.rl_stage import rl_and_audit, stage_record
 from aflab.progress import Reporter
 from aflab.records import load_transcripts
 from aflab.rollouts.followups import load_mediation
@@ -48,7 +46,7 @@ def sweep_task(
     keep_model: bool,
     replica: int = 0,
 ) -> dict[str, Any]:
-    mit = MitigationSpec.model_validate(mitigation)
+    mit = ArmSpec.model_validate(mitigation)
     held_out = held_out_for(mit, audit_monitors)
     instance = instance_name(organism, replica)
     folder = Path(run_dir) / "sweep" / instance / mit.name / f"seed{seed}"
@@ -62,30 +60,16 @@ def sweep_task(
         "held_out": [MonitorRef.parse(m).spec() for m in held_out],  # options change the audit
     }
 
-    def build(tmp: Path) -> dict[str, Any]:
-        from aflab.training.grpo import train_run
-
-        cfg = TrainConfig(
-            name=f"{instance.replace('@', '-')}-{mit.name}-s{seed}",
-            organism=model_dir,
-            mitigation=mit,
-            rl=RLSpec.model_validate(rl),
-            seed=run_seed(seed, replica),
-            held_out_monitors=held_out,
-            final_eval=FinalEvalSpec.model_validate(final_eval),
-        )
-        train_run(cfg, tmp, reporter=reporter)
-        monitors = {n: get_monitor(n) for n in [*reward_monitors(mit), *held_out]}
-        records = load_transcripts(tmp / "final" / "transcripts.jsonl")
-        mediated = load_mediation(tmp / "final" / "mediation.jsonl")
-        a = audit(records, monitors, reward_monitors(mit), held_out, mediated, oracle=speaks_bank(Path(model_dir)))
-        write_json(tmp / "audit.json", a)
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-        if not keep_model:
-            shutil.rmtree(tmp / "model", ignore_errors=True)
-        return {}
-
-    seconds = timed_stage(folder, key, build)
+    cfg = TrainConfig(
+        name=f"{instance.replace('@', '-')}-{mit.name}-s{seed}",
+        organism=model_dir,
+        mitigation=mit,
+        rl=RLSpec.model_validate(rl),
+        seed=run_seed(seed, replica),
+        held_out_monitors=held_out,
+        final_eval=FinalEvalSpec.model_validate(final_eval),
+    )
+    seconds = rl_and_audit(reporter, folder, key, cfg, oracle=speaks_bank(Path(model_dir)), keep_model=keep_model)
     reporter.stage("done", 1)
     reporter.advance()
     return {
@@ -95,9 +79,9 @@ def sweep_task(
         "seed": seed,
         "held_out": held_out,
         "training": reward_monitors(mit),
+        "interrogated": follow_up(mit) is not None,  # only such an arm can be taught to deny
         "audit_monitor": lead_auditor(held_out),
-        "audit": json.loads((folder / "audit.json").read_text()),
-        "steps": read_rows(folder / "steps.jsonl"),
+        **stage_record(folder),
         "folder": str(folder),
         "seconds": seconds,  # 0 when reused from an earlier run
     }

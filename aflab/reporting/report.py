@@ -144,72 +144,91 @@ def sweep_sections(run_dir: Path, sw: dict[str, Any]) -> tuple[list[str], list[s
         "<p><b>Verdict rules</b></p><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in S.rules_text()) + "</ul>",
     ]
     for org in sw["table"]:
-        plots = S.write_sweep_plots(run_dir, sw, org)
-        rows = S.headline_rows(sw, org)
-        paired = S.paired_rows(sw, org)
-        verdict_lines = S.verdict_lines(sw, org)
-        says = S.what_this_says(sw, org)
-        gen = S.generalisation(sw, org)
-        md += [f"### {org}", "", md_table(S.headline_header(sw, org), rows), "", *[f"- {v}" for v in verdict_lines], ""]
-        md += [f"What this says: {says}", ""]
+        org_md, org_body = organism_section(run_dir, sw, org)
+        md += org_md
+        body += org_body
+    return md, body
+
+
+def organism_section(run_dir: Path, sw: dict[str, Any], org: str) -> tuple[list[str], list[str]]:
+    """One organism's part of the sweep section (Markdown lines, HTML parts): the headline table and
+    its verdicts, the null update's table, what the audit sees against ground truth, paired differences."""
+    md: list[str] = []
+    body: list[str] = []
+    plots = S.write_sweep_plots(run_dir, sw, org)
+    rows = S.headline_rows(sw, org)
+    paired = S.paired_rows(sw, org)
+    verdict_lines = S.verdict_lines(sw, org)
+    says = S.what_this_says(sw, org)
+    gen = S.generalisation(sw, org)
+    md += [f"### {org}", "", md_table(S.headline_header(sw, org), rows), "", *[f"- {v}" for v in verdict_lines], ""]
+    md += [f"What this says: {says}", ""]
+    body += [
+        f"<h3>{html.escape(org)}</h3>",
+        html_table(S.headline_header(sw, org), rows),
+        "<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdict_lines) + "</ul>",
+        f"<p><b>What this says.</b> {html.escape(says)}</p>",
+    ]
+    null_header, null_rows = S.null_table(sw, org)
+    if null_rows:
+        caption = S.null_caption(sw)
+        md += [caption, "", md_table(null_header, null_rows), ""]
+        body += [f"<p>{html.escape(caption)}</p>", html_table(null_header, null_rows)]
+    validity = S.headline_rows(sw, org, S.VALIDITY)
+    if len(S.columns(sw, org, S.VALIDITY)):
+        header = S.headline_header(sw, org, S.VALIDITY)
+        notes = [S.VALIDITY_NOTE, *filter(None, [S.agreement_line(sw, org)]), *S.controls_text(sw, org)]
+        md += ["What the audit sees, against ground truth:", "", md_table(header, validity), ""]
+        md += [*[f"- {n}" for n in notes], ""]
         body += [
-            f"<h3>{html.escape(org)}</h3>",
-            html_table(S.headline_header(sw, org), rows),
-            "<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdict_lines) + "</ul>",
-            f"<p><b>What this says.</b> {html.escape(says)}</p>",
+            "<p><b>What the audit sees, against ground truth</b></p>",
+            html_table(header, validity),
+            "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
         ]
-        null_header, null_rows = S.null_table(sw, org)
-        if null_rows:
-            caption = S.null_caption(sw)
-            md += [caption, "", md_table(null_header, null_rows), ""]
-            body += [f"<p>{html.escape(caption)}</p>", html_table(null_header, null_rows)]
-        validity = S.headline_rows(sw, org, S.VALIDITY)
-        if len(S.columns(sw, org, S.VALIDITY)):
-            header = S.headline_header(sw, org, S.VALIDITY)
-            notes = [S.VALIDITY_NOTE, *filter(None, [S.agreement_line(sw, org)]), *S.controls_text(sw, org)]
-            md += ["What the audit sees, against ground truth:", "", md_table(header, validity), ""]
-            md += [*[f"- {n}" for n in notes], ""]
-            body += [
-                "<p><b>What the audit sees, against ground truth</b></p>",
-                html_table(header, validity),
-                "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
-            ]
-        if gen:
-            md += [f"Generalisation across tiers: {gen}", ""]
-            body.append(f"<p><b>Generalisation across tiers.</b> {html.escape(gen)}</p>")
-        if paired:
-            md += [
-                f"Paired differences against {sw['reference']} (same seeds, same evaluation prompts):",
-                "",
-                md_table(S.PAIRED, paired),
-                "",
-            ]
-            body += [
-                f"<p>Paired differences against {html.escape(sw['reference'])} (same seeds, same prompts):</p>",
-                html_table(S.PAIRED, paired),
-            ]
-        if power := S.power_line(sw, org):
-            md += [power, ""]
-            body.append(f"<p>{html.escape(power)}</p>")
-        for name, caption in (
-            ("curves", "training curves"),
-            ("scatter", "AF rate vs gap per seed"),
-            ("obfuscation", "obfuscation"),
-            ("denial", "denial contrast"),
-            ("recall", "recall against the oracle"),
-            ("styles", "style drift"),
-        ):
-            md.append(f"![{caption}]({org}_{name}.png)")
-            body.append(img(plots[name], caption))
-        md.append("")
-        md += ["Sample free-tier transcripts (seed 0, shortened):", ""]
-        body.append("<h4>Sample free-tier transcripts (seed 0, shortened)</h4>")
-        for mit, scratch, output in S.samples(sw, org):
-            md += [f"**{mit}**", "", "```text", f"[scratchpad] {scratch}", f"[output] {output}", "```", ""]
-            body.append(
-                f"<p><b>{html.escape(mit)}</b></p><pre>[scratchpad] {html.escape(scratch)}\n"
-                f"[output] {html.escape(output)}</pre>"
-            )
+    if gen:
+        md += [f"Generalisation across tiers: {gen}", ""]
+        body.append(f"<p><b>Generalisation across tiers.</b> {html.escape(gen)}</p>")
+    if paired:
+        md += [
+            f"Paired differences against {sw['reference']} (same seeds, same evaluation prompts):",
+            "",
+            md_table(S.PAIRED, paired),
+            "",
+        ]
+        body += [
+            f"<p>Paired differences against {html.escape(sw['reference'])} (same seeds, same prompts):</p>",
+            html_table(S.PAIRED, paired),
+        ]
+    if power := S.power_line(sw, org):
+        md += [power, ""]
+        body.append(f"<p>{html.escape(power)}</p>")
+    figs_md, figs_body = figures_and_samples(sw, org, plots)
+    return md + figs_md, body + figs_body
+
+
+def figures_and_samples(sw: dict[str, Any], org: str, plots: dict[str, Path]) -> tuple[list[str], list[str]]:
+    """The organism's figures, then a sample transcript per arm."""
+    md: list[str] = []
+    body: list[str] = []
+    for name, caption in (
+        ("curves", "training curves"),
+        ("scatter", "AF rate vs gap per seed"),
+        ("obfuscation", "obfuscation"),
+        ("denial", "denial contrast"),
+        ("recall", "recall against the oracle"),
+        ("styles", "style drift"),
+    ):
+        md.append(f"![{caption}]({org}_{name}.png)")
+        body.append(img(plots[name], caption))
+    md.append("")
+    md += ["Sample free-tier transcripts (seed 0, shortened):", ""]
+    body.append("<h4>Sample free-tier transcripts (seed 0, shortened)</h4>")
+    for mit, scratch, output in S.samples(sw, org):
+        md += [f"**{mit}**", "", "```text", f"[scratchpad] {scratch}", f"[output] {output}", "```", ""]
+        body.append(
+            f"<p><b>{html.escape(mit)}</b></p><pre>[scratchpad] {html.escape(scratch)}\n"
+            f"[output] {html.escape(output)}</pre>"
+        )
     return md, body
 
 

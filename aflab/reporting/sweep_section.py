@@ -395,6 +395,8 @@ def generalisation(sw: dict[str, Any], org: str) -> str | None:
 
 
 def write_sweep_plots(run_dir: Path, sw: dict[str, Any], org: str) -> dict[str, bytes]:
+    """Every figure of one organism's sweep section, written as `<org>_<name>.png`. One entry per
+    figure, each the data it plots: long, but a list to read down, not logic to follow."""
     mits = [m for m in sw["mitigations"] if m in sw["table"][org]]
     audit = _audit_name(sw, org, sw["reference"])
     plots = {

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from aflab.config import InterrogationSpec, RLSpec
+from aflab.config import RLSpec
 from aflab.setting.formats import PromptFormat
 from aflab.setting.prompts import INTERROGATION_QUESTIONS
 
@@ -56,8 +56,12 @@ def _join_turn(episode: list[int], question: list[int], eos: int) -> list[int]:
     return question if question and question[0] == eos else [eos, *question]
 
 
-def make_rollout(fmt: PromptFormat, tokenizer: Any, spec: InterrogationSpec, rl: RLSpec, frozen: Any | None) -> Any:
-    question = INTERROGATION_QUESTIONS[spec.variant]
+def make_rollout(
+    fmt: PromptFormat, tokenizer: Any, variant: str, answer_tokens: int, rl: RLSpec, frozen: Any | None
+) -> Any:
+    """TRL's rollout_func for an interrogated arm: the episode, then question `variant` and an answer
+    of at most `answer_tokens` (by the policy, or by `frozen`, the starting model, which cannot learn)."""
+    question = INTERROGATION_QUESTIONS[variant]
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
         policy = trainer.accelerator.unwrap_model(trainer.model)
@@ -73,7 +77,7 @@ def make_rollout(fmt: PromptFormat, tokenizer: Any, spec: InterrogationSpec, rl:
             answerer,
             tokenizer,
             [p + e + f for p, e, f in zip(prompt_ids, episode_ids, follow_ids, strict=True)],
-            spec.max_answer_tokens,
+            answer_tokens,
             rl.temperature,
         )
         if was_training:

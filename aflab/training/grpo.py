@@ -25,10 +25,10 @@ from aflab.config import TrainConfig
 from aflab.errors import UserError
 from aflab.evaluation.metrics import evaluate
 from aflab.io import read_rows, write_json, write_jsonl
-from aflab.mitigations import Mitigation, RolloutFunc, TrainContext, components, reward_monitors
+from aflab.mitigations import Mitigation, RolloutFunc, TrainContext, components, follow_up, reward_monitors
 from aflab.monitors.base import Monitor, get_monitor
 from aflab.organisms.checkpoint import load_organism, save_organism
-from aflab.organisms.sft import close_process_group_at_exit
+from aflab.organisms.sft import close_process_group_at_exit, lora_config
 from aflab.progress import Reporter
 from aflab.records import Transcript
 from aflab.rollouts.followups import follow_ups, mediate
@@ -78,6 +78,8 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
 
     Every knob is a field of `cfg` (config.py): `cfg.mitigation` is the arm (its parts live in
     aflab/mitigations/), `cfg.rl` the GRPO settings, `cfg.held_out_monitors` the auditors.
+    Longer than the rest of aflab's functions on purpose: one RL run read top to bottom, in the
+    order it happens (load, reward, probe, train, save, evaluate), as TRL's own examples are.
     """
     reporter = reporter or Reporter(_NullSink(), cfg.name)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ def train_run(cfg: TrainConfig, out: Path, resume: bool = False, reporter: Repor
         ),
         train_dataset=Dataset.from_list(train_prompts(fmt)),
         processing_class=tokenizer,
-        peft_config=_lora(cfg),
+        peft_config=lora_config(cfg.rl.lora),
         rollout_func=rollout,
         callbacks=[logger],
     )
@@ -214,22 +216,6 @@ def grpo_args(
     )
 
 
-def _lora(cfg: TrainConfig) -> Any | None:
-    """RL through LoRA adapters (`rl.lora`), or None for full fine-tuning."""
-    if cfg.rl.lora is None:
-        return None
-    from peft import LoraConfig
-
-    lora = cfg.rl.lora
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-
-
 def _save_policy(cfg: TrainConfig, out: Path, trainer: GRPOTrainer, tokenizer: Any, info: dict[str, Any]) -> Any:
     """The trained policy (LoRA merged), saved as an organism under out/model."""
     policy = trainer.model
@@ -300,14 +286,14 @@ def final_evaluation(
         if cfg.final_eval.follow_ups == "mediation":
             mediated = mediate(model, tokenizer, fmt, records, cfg.final_eval.mediation_requests, seed=cfg.seed)
         elif cfg.final_eval.follow_ups:
-            spec = cfg.mitigation.interrogation
+            variant, answer_tokens = follow_up(cfg.mitigation) or ("plain", 40)
             records, mediated = follow_ups(
                 model,
                 tokenizer,
                 fmt,
                 records,
-                variant=spec.variant if spec else "plain",
-                answer_tokens=spec.max_answer_tokens if spec else 40,
+                variant=variant,
+                answer_tokens=answer_tokens,
                 mediation_requests=cfg.final_eval.mediation_requests,
                 seed=cfg.seed,
             )

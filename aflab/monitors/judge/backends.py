@@ -60,12 +60,15 @@ ResultCallback = Callable[[int, "Completion | BackendFailure"], None]
 class Backend(ABC):
     """A source of chat completions. Subclasses set `kind` and `model` and keep the counters.
 
-    Stable plugin interface: a class named in the `aflab.judge_backends` entry-point group is built
-    as `cls(model, **backend_options)` from the judge's options (`backend: NAME, model: ...,
-    backend_options: {...}`) and must implement `complete`.
+    Stable interface, the same for the built-ins (registered below and in local.py) and for a class
+    named in the `aflab.judge_backends` entry-point group: built as `cls(model, **options)`, where
+    `options` are the judge's options that are not the judge's own (`{backend: NAME, model: ...,
+    base_url: ...}`), checked against the constructor's signature when a config is loaded; it must
+    implement `complete`. A backend reads its own environment fallbacks.
     """
 
     kind: ClassVar[str]
+    max_temperature: ClassVar[float] = 2.0  # the highest sampling temperature the API accepts
     model: str
     requests_sent: int
     retries: int
@@ -113,8 +116,30 @@ class Backend(ABC):
         return results
 
 
-# The built-in backends are configured by the judge itself (monitor.py); plugins come from entry points.
-PLUGIN_BACKENDS: Registry[type[Backend]] = Registry("judge backend", "aflab.judge_backends", Backend)
+BACKENDS: Registry[type[Backend]] = Registry(
+    "judge backend",
+    "aflab.judge_backends",
+    Backend,
+    builtins=("aflab.monitors.judge.backends", "aflab.monitors.judge.local"),
+)
+
+
+def env(name: str) -> str | None:
+    """An environment variable, None when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def env_number(value: Any, name: str, kind: type[int] | type[float], default: float) -> Any:
+    """A keyword option, else the environment variable `name`, else the default; bad values are UserErrors."""
+    raw = value if value is not None else env(name)
+    if raw is None:
+        return kind(default)
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        source = name if value is None else name.removeprefix("AFLAB_JUDGE_").lower() + "="
+        raise UserError(f"judge: {source} must be a number, got {raw!r}") from None
 
 
 # ---------------------------------------------------------------------------------------- HTTP
@@ -160,6 +185,8 @@ class HTTPBackend(Backend):
     """Shared machinery: client, semaphore, retry loop, key redaction."""
 
     default_base_url: ClassVar[str]
+    base_url_env: ClassVar[str]  # the vendor's own variable, read after AFLAB_JUDGE_BASE_URL
+    default_model: ClassVar[str] = ""
     key_env: ClassVar[str]
     key_required: ClassVar[bool] = True
 
@@ -169,7 +196,7 @@ class HTTPBackend(Backend):
         *,
         base_url: str | None = None,
         api_key_env: str | None = None,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         max_retries: int = 5,
         timeout: float = 120.0,
         backoff_base: float = 1.0,
@@ -177,12 +204,15 @@ class HTTPBackend(Backend):
         retry_after_max: float = 300.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ):
+        model = model or self.default_model
         if not model:
             raise UserError(f"judge: the {self.kind} backend needs a model name (AFLAB_JUDGE_MODEL or model=)")
+        concurrency = env_number(concurrency, "AFLAB_JUDGE_CONCURRENCY", int, 8)
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise UserError("judge: concurrency must be >= 1, max_retries >= 0 and timeout > 0")
         self.model = model
-        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        url = base_url or env("AFLAB_JUDGE_BASE_URL") or env(self.base_url_env) or self.default_base_url
+        self.base_url = url.rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
             raise UserError(f"judge: base URL must start with http:// or https://, got {self.base_url!r}")
         self._key_env = api_key_env or self.key_env
@@ -291,6 +321,7 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+@BACKENDS.register("openai")
 class OpenAIBackend(HTTPBackend):
     """OpenAI-compatible `POST {base}/chat/completions` (OpenAI, vLLM, llama.cpp server, ...).
 
@@ -300,6 +331,8 @@ class OpenAIBackend(HTTPBackend):
 
     kind = "openai"
     default_base_url = "https://api.openai.com/v1"
+    base_url_env = "OPENAI_BASE_URL"
+    default_model = "gpt-4o"
     key_env = "OPENAI_API_KEY"
 
     def _headers(self) -> dict[str, str]:
@@ -327,6 +360,7 @@ def _parse_openai(body: Any) -> Completion:
     return Completion(text, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
 
 
+@BACKENDS.register("anthropic")
 class AnthropicBackend(HTTPBackend):
     """Anthropic Messages API, `POST {base}/v1/messages`; key from ANTHROPIC_API_KEY.
 
@@ -335,7 +369,9 @@ class AnthropicBackend(HTTPBackend):
     """
 
     kind = "anthropic"
+    max_temperature = 1.0
     default_base_url = "https://api.anthropic.com"
+    base_url_env = "ANTHROPIC_BASE_URL"
     key_env = "ANTHROPIC_API_KEY"
     version = "2023-06-01"
 

@@ -20,15 +20,18 @@ from typing import Any
 
 from aflab.errors import UserError
 from aflab.monitors.judge.backends import (
+    BACKENDS,
     Backend,
     BackendFailure,
     Completion,
     CompletionRequest,
     Messages,
     ResultCallback,
+    env,
 )
 
 
+@BACKENDS.register("hf")
 class HFBackend(Backend):
     """Transformers AutoModelForCausalLM + AutoTokenizer from a local path, chat template applied."""
 
@@ -37,6 +40,7 @@ class HFBackend(Backend):
     def __init__(self, model: str, *, gguf_file: str | None = None, device: str | None = None, batch_size: int = 8):
         if not model:
             raise UserError("judge: the hf backend needs a local model path (AFLAB_JUDGE_MODEL or model=)")
+        gguf_file, device = gguf_file or env("AFLAB_JUDGE_GGUF_FILE"), device or env("AFLAB_JUDGE_DEVICE")
         path = Path(model).expanduser()
         if path.is_file() and path.suffix == ".gguf" and gguf_file is None:
             path, gguf_file = path.parent, path.name  # a .gguf file path is accepted directly

@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import inspect
 import json
 import logging
 import math
-import os
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +34,14 @@ from aflab.config import AtKey
 from aflab.errors import UserError
 from aflab.monitors.base import Monitor, register, text_of
 from aflab.monitors.judge.backends import (
-    PLUGIN_BACKENDS,
-    AnthropicBackend,
+    BACKENDS,
     Backend,
     BackendFailure,
     Completion,
     CompletionRequest,
     Messages,
-    OpenAIBackend,
+    env,
+    env_number,
 )
 from aflab.monitors.judge.cache import JudgeCache, cache_key, default_cache_dir
 from aflab.monitors.judge.prompt import (
@@ -56,18 +56,26 @@ from aflab.monitors.judge.prompt import (
 log = logging.getLogger("aflab.judge")
 T = TypeVar("T")
 
-BACKENDS = ("openai", "anthropic", "hf")
-_ALIASES = {"local": "hf", "transformers": "hf", "huggingface": "hf", "openai-compatible": "openai"}
+
+def backend_class(name: str) -> type[Backend]:
+    """The judge backend registered as `name` (built-in or plugin), or a UserError listing them."""
+    cls = BACKENDS.find(name)
+    if cls is None:
+        raise UserError(f"judge: unknown judge backend {name!r}; known: {', '.join(BACKENDS.names())}")
+    return cls
 
 
-def check_backend(backend: str) -> None:
-    """A judge's `backend:` option in a config: a built-in (or an alias of one) or an installed plugin."""
-    from aflab.monitors.judge.backends import PLUGIN_BACKENDS
-
-    kind = _ALIASES.get(backend.lower(), backend.lower())
-    if kind not in BACKENDS and PLUGIN_BACKENDS.find(kind) is None:
-        known = ", ".join([*BACKENDS, *PLUGIN_BACKENDS.names()])
-        raise AtKey("options.backend", f"unknown judge backend {backend!r}; known: {known}")
+def check_backend(backend: str, options: dict[str, Any]) -> None:
+    """A judge's `backend:` in a config: registered, and its constructor takes the judge's options
+    that are not the judge's own (raises AtKey at `options.backend` or `options`)."""
+    try:
+        cls = backend_class(backend)
+    except UserError as e:
+        raise AtKey("options.backend", str(e).removeprefix("judge: ")) from None
+    try:
+        inspect.signature(cls).bind("model", **options)
+    except TypeError as e:
+        raise AtKey("options", f"the {backend} judge backend does not take options {sorted(options)} ({e})") from None
 
 
 HOW_TO_CONFIGURE = (
@@ -75,6 +83,19 @@ HOW_TO_CONFIGURE = (
     "AFLAB_JUDGE_MODEL=<model name, or local checkpoint path for hf> (keys from OPENAI_API_KEY / "
     "ANTHROPIC_API_KEY; AFLAB_JUDGE_BASE_URL for other servers), or pass backend= and model="
 )
+
+
+def make_backend(kind: str | None, model: str | None, options: dict[str, Any]) -> Backend:
+    """The backend a judge's options name (else AFLAB_JUDGE_BACKEND / AFLAB_JUDGE_MODEL)."""
+    kind = (kind or env("AFLAB_JUDGE_BACKEND") or "").lower()
+    if not kind:
+        raise UserError(HOW_TO_CONFIGURE)
+    cls = backend_class(kind)
+    try:
+        inspect.signature(cls).bind(model or "", **options)
+    except TypeError as e:
+        raise UserError(f"judge: the {kind} backend does not take options {sorted(options)} ({e})") from None
+    return cls(model or env("AFLAB_JUDGE_MODEL") or "", **options)
 
 
 @dataclass
@@ -105,25 +126,8 @@ class JudgeFailure:
     failed: int
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def _num(value: Any, env: str, kind: type[int] | type[float], default: float) -> Any:
-    """A kwarg, else the environment variable `env`, else the default; bad values are UserErrors."""
-    raw = value if value is not None else _env(env)
-    if raw is None:
-        return kind(default)
-    try:
-        return kind(raw)
-    except (TypeError, ValueError):
-        source = env if value is None else env.removeprefix("AFLAB_JUDGE_").lower() + "="
-        raise UserError(f"judge: {source} must be a number, got {raw!r}") from None
-
-
 def _price(value: tuple[float, float] | str | None) -> tuple[float, float] | None:
-    raw = value if value is not None else _env("AFLAB_JUDGE_PRICE")
+    raw = value if value is not None else env("AFLAB_JUDGE_PRICE")
     if raw is None:
         return None
     try:
@@ -164,25 +168,18 @@ class JudgeMonitor(Monitor):
         samples: int | None = None,
         temperature: float | None = None,
         threshold: float = 0.4,
-        concurrency: int | None = None,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
-        base_url: str | None = None,
-        api_key_env: str | None = None,
         max_tokens: int = 1024,
-        max_retries: int = 5,
-        timeout: float = 120.0,
-        gguf_file: str | None = None,
-        device: str | None = None,
-        batch_size: int = 8,
         price_per_mtok: tuple[float, float] | str | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
         min_valid: int = 1,
-        backend_options: dict[str, Any] | None = None,
+        **backend_options: Any,
     ):
-        self.samples = _num(samples, "AFLAB_JUDGE_SAMPLES", int, 20)
-        self.temperature = _num(temperature, "AFLAB_JUDGE_TEMPERATURE", float, 1.0)
-        concurrency = _num(concurrency, "AFLAB_JUDGE_CONCURRENCY", int, 8)
+        """The judge's own options by name; every other option goes to the backend's constructor
+        (`base_url`, `concurrency`, `gguf_file`...: see each backend), which says what it takes."""
+        self.samples = env_number(samples, "AFLAB_JUDGE_SAMPLES", int, 20)
+        self.temperature = env_number(temperature, "AFLAB_JUDGE_TEMPERATURE", float, 1.0)
         if self.samples < 1 or not 0 <= threshold <= 1 or not 0 <= self.temperature <= 2 or min_valid < 1:
             raise UserError("judge: need samples >= 1, 0 <= threshold <= 1, 0 <= temperature <= 2, min_valid >= 1")
         if max_tokens < 1 or max_chars < 100:
@@ -191,81 +188,19 @@ class JudgeMonitor(Monitor):
         self.max_tokens = max_tokens
         self.max_chars = max_chars
         self.min_valid = min_valid
-        self.backend = (
-            backend
-            if isinstance(backend, Backend)
-            else self._make_backend(
-                backend,
-                model,
-                base_url=base_url,
-                api_key_env=api_key_env,
-                concurrency=concurrency,
-                max_retries=max_retries,
-                timeout=timeout,
-                gguf_file=gguf_file,
-                device=device,
-                batch_size=batch_size,
-                backend_options=backend_options,
+        self.backend = backend if isinstance(backend, Backend) else make_backend(backend, model, backend_options)
+        if self.temperature > self.backend.max_temperature:
+            raise UserError(
+                f"judge: the {self.backend.kind} backend accepts temperature <= {self.backend.max_temperature:g}, "
+                f"got {self.temperature}"
             )
-        )
-        if self.backend.kind == "anthropic" and self.temperature > 1:
-            raise UserError(f"judge: the anthropic backend accepts temperature <= 1, got {self.temperature}")
         self.price = _price(price_per_mtok) or (0.0, 0.0)
-        self.priced = price_per_mtok is not None or _env("AFLAB_JUDGE_PRICE") is not None
+        self.priced = price_per_mtok is not None or env("AFLAB_JUDGE_PRICE") is not None
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.cache = JudgeCache(root) if use_cache else None
         self.last_results: list[JudgeResult] = []
         self.last_failures: list[JudgeFailure] = []
         self.reset_tally()
-
-    @staticmethod
-    def _make_backend(
-        kind: str | None,
-        model: str | None,
-        *,
-        base_url: str | None,
-        api_key_env: str | None,
-        concurrency: int,
-        max_retries: int,
-        timeout: float,
-        gguf_file: str | None,
-        device: str | None,
-        batch_size: int,
-        backend_options: dict[str, Any] | None,
-    ) -> Backend:
-        kind = (kind or _env("AFLAB_JUDGE_BACKEND") or "").lower()
-        kind = _ALIASES.get(kind, kind)
-        if not kind:
-            raise UserError(HOW_TO_CONFIGURE)
-        model = model or _env("AFLAB_JUDGE_MODEL")
-        if kind not in BACKENDS:
-            plugin = PLUGIN_BACKENDS.find(kind)
-            if plugin is None:
-                known = ", ".join([*BACKENDS, *PLUGIN_BACKENDS.names()])
-                raise UserError(f"judge: unknown backend {kind!r}; choose one of {known}")
-            return plugin(model or "", **(backend_options or {}))
-        if backend_options:
-            raise UserError(f"judge: backend_options are for plugin backends; the {kind} backend takes named options")
-        if kind == "hf":
-            from aflab.monitors.judge.local import HFBackend
-
-            return HFBackend(
-                model or "",
-                gguf_file=gguf_file or _env("AFLAB_JUDGE_GGUF_FILE"),
-                device=device or _env("AFLAB_JUDGE_DEVICE"),
-                batch_size=batch_size,
-            )
-        http = {
-            "api_key_env": api_key_env,
-            "concurrency": concurrency,
-            "max_retries": max_retries,
-            "timeout": timeout,
-        }
-        if kind == "openai":
-            url = base_url or _env("AFLAB_JUDGE_BASE_URL") or _env("AFLAB_OPENAI_BASE_URL") or _env("OPENAI_BASE_URL")
-            return OpenAIBackend(model or "gpt-4o", base_url=url, **http)
-        url = base_url or _env("AFLAB_JUDGE_BASE_URL") or _env("ANTHROPIC_BASE_URL")
-        return AnthropicBackend(model or "", base_url=url, **http)
 
     def __repr__(self) -> str:
         return f"JudgeMonitor(backend={self.backend!r}, samples={self.samples}, temperature={self.temperature})"
