@@ -20,6 +20,7 @@ ORDER = (
     "quickstart",
     "quickstart_before",
     "stability",
+    "positive_control",
     "test_suite",
     "test_suite_before",
     "generation",
