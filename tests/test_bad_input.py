@@ -175,6 +175,11 @@ RUN_CONFIGS = [
     # every name a config gives is resolved at validation, reported with the key that holds it
     ("unknown_source", "organisms: [{name: a, source: nope}]\n", "organisms.0.source: unknown organism source 'nope'"),
     (
+        "misspelt_source_option",
+        "organisms: [{name: a, source: {name: generator, options: {sed: 1}}}]\n",
+        "organisms.0.source.options: organism source 'generator' does not take these options",
+    ),
+    (
         "unknown_eval_monitor",
         "organisms: [{name: a}]\nevaluation: {monitors: [keyword, nope]}\n",
         "evaluation.monitors.1: unknown monitor 'nope'; known: auditor,",

@@ -6,19 +6,21 @@ real model, or a hand-written set. The two teacher-based sources (`distill`: a t
 samples; `af_plus`: a teacher after RL that rewards faking) need a trained organism of the same run
 and are built by aflab/pipeline/organisms.py itself.
 
-Stable interface: `__init__(**options)` takes the config's `source: {name, options}` options;
-`transcripts(cfg, requests, seed)` returns the records (CONTRACTS.md transcript format, as
+Stable interface: the constructor's keyword arguments are the options a config may give
+(`source: {name, options}`), checked against its signature when the config is loaded, as a monitor's
+are; `transcripts(cfg, requests, seed)` returns the records (CONTRACTS.md transcript format, as
 `Transcript`s or plain dicts) that SFT turns into the organism. It must be deterministic in `seed`:
 the data stage is cached by (config, seed, source options).
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from aflab.config import TEACHER_SOURCES, OrganismConfig, SourceRef
+from aflab.config import TEACHER_SOURCES, AtKey, OrganismConfig, SourceRef
 from aflab.organisms.generator import generate
 from aflab.plugins import Registry
 from aflab.records import Transcript
@@ -28,9 +30,6 @@ from aflab.setting.requests import Request
 class OrganismSource(ABC):
     name: ClassVar[str]  # set by the registry
     description: ClassVar[str] = ""
-
-    def __init__(self, **options: Any):
-        self.options = options
 
     @abstractmethod
     def transcripts(self, cfg: OrganismConfig, requests: Sequence[Request], seed: int) -> Iterable[Transcript | dict]:
@@ -56,6 +55,14 @@ def source_names() -> list[str]:
 
 
 def check_ref(ref: SourceRef) -> None:
-    """An organism source named in a config: registered, or a teacher source (built in the pipeline)."""
-    if ref not in TEACHER_SOURCES and SOURCES.find(str(ref)) is None:
+    """An organism source named in a config: registered (or a teacher source, built in the pipeline),
+    and its constructor takes the options (raises ValueError, or AtKey at `options`)."""
+    if ref in TEACHER_SOURCES:
+        return
+    cls = SOURCES.find(str(ref))
+    if cls is None:
         raise ValueError(f"unknown organism source {str(ref)!r}; known: {', '.join(source_names())}")
+    try:
+        inspect.signature(cls).bind(**ref.options)
+    except TypeError as e:
+        raise AtKey("options", f"organism source {str(ref)!r} does not take these options ({e})") from None

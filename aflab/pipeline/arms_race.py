@@ -213,13 +213,7 @@ def round_task(
     train = TrainConfig(
         name=f"arms_race-s{seed}-r{round_}",
         organism=str(start),
-        mitigation=ArmSpec(
-            name=f"arms_race_r{round_}",
-            # the retrained monitor in its JSON form, so that config.json keeps its extra examples
-            components=[
-                MitigationRef("process_supervision", {**ps.model_dump(mode="json"), "monitor": monitor.spec()})
-            ],
-        ),
+        mitigation=round_arm(round_, ps, monitor),
         rl=RLSpec.model_validate(rl),
         seed=rl_seed(seed, round_),
         held_out_monitors=auditors,
@@ -258,6 +252,12 @@ def round_task(
         "figures": json.loads((here / "audit" / "figures.json").read_text(encoding="utf-8")),
         "timings": timings,
     }
+
+
+def round_arm(round_: int, ps: MonitorRewardOptions, monitor: MonitorRef) -> ArmSpec:
+    """Round r's arm: the race's process supervision, against M_r."""
+    component = MitigationRef("process_supervision", {**ps.model_dump(mode="json"), "monitor": monitor})
+    return ArmSpec(name=f"arms_race_r{round_}", components=[component])
 
 
 def round_start(
