@@ -14,10 +14,15 @@ name can never be shadowed by one. The entry point's name is the registered name
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
+import typing
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from aflab.errors import UserError
 
@@ -93,3 +98,38 @@ class Registry(Generic[T]):
         self._load_builtins()
         self._load_plugins()
         return sorted(self._classes)
+
+
+@functools.cache
+def options_model(cls: type) -> type[BaseModel]:
+    """The pydantic model a registered class's config options are validated by, whatever its kind: its
+    own `Options` where it declares one (mitigations), else one derived from its constructor's
+    parameters and their type hints (monitors, organism sources, judge backends), unknown keys
+    refused unless the constructor takes `**kwargs`. One check for every kind, typed, at load time."""
+    declared = getattr(cls, "Options", None)
+    if isinstance(declared, type) and issubclass(declared, BaseModel):
+        return declared
+    try:
+        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+    except (NameError, TypeError):  # a hint only importable under TYPE_CHECKING: that parameter is Any
+        hints = {}
+    fields: dict[str, Any] = {}
+    extra = "forbid"
+    for name, p in inspect.signature(cls).parameters.items():
+        if p.kind is p.VAR_KEYWORD:
+            extra = "allow"
+        elif p.kind is not p.VAR_POSITIONAL:
+            fields[name] = (hints.get(name, Any), ... if p.default is p.empty else p.default)
+    config = ConfigDict(extra=extra, arbitrary_types_allowed=True)  # type: ignore[typeddict-item]
+    return create_model(f"{cls.__name__}Options", __config__=config, **fields)
+
+
+def options_problem(cls: type, options: dict[str, Any]) -> tuple[str, str] | None:
+    """(key path under `options`, what is wrong) for the first option `cls` refuses, else None."""
+    try:
+        options_model(cls).model_validate(options)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in ("options", *first["loc"]))
+        return key, "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+    return None

@@ -177,7 +177,7 @@ RUN_CONFIGS = [
     (
         "misspelt_source_option",
         "organisms: [{name: a, source: {name: generator, options: {sed: 1}}}]\n",
-        "organisms.0.source.options: organism source 'generator' does not take these options",
+        "organisms.0.source.options.sed: organism source 'generator': unknown key",
     ),
     (
         "unknown_eval_monitor",
@@ -212,7 +212,18 @@ RUN_CONFIGS = [
     (
         "monitor_option_it_does_not_take",
         "organisms: [{name: a}]\nevaluation: {monitors: [{name: keyword, options: {turbo: 1}}]}\n",
-        "evaluation.monitors.0.options: monitor 'keyword' does not take these options",
+        "evaluation.monitors.0.options.turbo: monitor 'keyword': unknown key",
+    ),
+    (
+        "monitor_option_of_the_wrong_type",
+        "organisms: [{name: a}]\nevaluation: {monitors: [{name: keyword, options: {threshold: high}}]}\n",
+        "evaluation.monitors.0.options.threshold: monitor 'keyword': Input should be a valid number",
+    ),
+    (
+        "judge_backend_option_of_the_wrong_type",
+        "organisms: [{name: a}]\n"
+        "evaluation: {monitors: [{name: judge, options: {backend: openai, concurrency: many}}]}\n",
+        "evaluation.monitors.0.options.concurrency: the openai judge backend: Input should be a valid integer",
     ),
 ]
 TRAIN_CONFIGS = [

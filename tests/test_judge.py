@@ -638,5 +638,5 @@ def test_judge_from_config_options_against_a_local_openai_server(no_judge_env: N
 def test_bad_monitor_options_are_user_errors(no_judge_env: None) -> None:
     from aflab.config import MonitorRef
 
-    with pytest.raises(UserError, match=r"openai backend does not take options \['modle'\]"):
+    with pytest.raises(UserError, match=r"the openai backend: options.modle: unknown key"):
         get_monitor(MonitorRef("judge", {"backend": "openai", "modle": "typo"}))

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 from aflab.config import ArmSpec, AtKey, MitigationRef, MonitorRef
 from aflab.mitigations.base import MITIGATIONS, Mitigation, RolloutFunc, TrainContext, register
 from aflab.mitigations.rewards import RewardTerm
+from aflab.plugins import options_problem
 
 __all__ = [
     "MITIGATIONS",
@@ -37,13 +36,9 @@ def check_ref(ref: MitigationRef) -> None:
     cls = MITIGATIONS.find(str(ref))
     if cls is None:
         raise ValueError(f"unknown mitigation {str(ref)!r}; known: {', '.join(MITIGATIONS.names())}")
-    try:
-        cls.Options.model_validate(ref.options)
-    except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in ("options", *first["loc"]))
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise AtKey(key, f"mitigation {str(ref)!r}: {msg}") from None
+    if problem := options_problem(cls, ref.options):
+        key, msg = problem
+        raise AtKey(key, f"mitigation {str(ref)!r}: {msg}")
 
 
 BASE_REWARD = "output"  # every arm's base reward (output.py): first, whether an arm lists it or not

@@ -9,7 +9,6 @@ run and a held-out auditor of another.
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
@@ -18,7 +17,7 @@ import numpy as np
 
 from aflab.config import AtKey, MonitorRef
 from aflab.errors import UserError
-from aflab.plugins import Registry
+from aflab.plugins import Registry, options_model, options_problem
 from aflab.records import Transcript
 
 Reads = Literal["scratchpad", "output", "interrogation"]
@@ -82,10 +81,9 @@ def get_monitor(name: str, **options: object) -> Monitor:
     """A monitor by name; options from a config `MonitorRef` come first, keyword options override them."""
     cls = MONITORS.get(name)
     merged = {**getattr(name, "options", {}), **options}
-    try:  # an option the monitor does not take is the config's mistake: say which, before building
-        inspect.signature(cls).bind(**merged)
-    except TypeError as e:
-        raise UserError(f"monitor {str(name)!r}: bad options {sorted(merged)}: {e}") from None
+    if problem := options_problem(cls, merged):  # the config's mistake: say which option, before building
+        key, msg = problem
+        raise UserError(f"monitor {str(name)!r}: {key}: {msg}")
     return cls(**merged)
 
 
@@ -107,14 +105,13 @@ def check_ref(ref: MonitorRef) -> None:
     cls = MONITORS.find(str(ref))
     if cls is None:
         raise ValueError(f"unknown monitor {str(ref)!r}; known: {', '.join(MONITORS.names())}")
-    try:
-        inspect.signature(cls).bind(**ref.options)
-    except TypeError as e:
-        raise AtKey("options", f"monitor {str(ref)!r} does not take these options ({e})") from None
+    if problem := options_problem(cls, ref.options):
+        key, msg = problem
+        raise AtKey(key, f"monitor {str(ref)!r}: {msg}")
     backend = ref.options.get("backend")
     if isinstance(backend, str) and backend:
         from aflab.monitors.judge.monitor import JudgeMonitor, check_backend
 
         if issubclass(cls, JudgeMonitor):  # the options that are not the judge's own go to the backend
-            own = inspect.signature(JudgeMonitor).parameters
+            own = options_model(JudgeMonitor).model_fields
             check_backend(backend, {k: v for k, v in ref.options.items() if k not in own})

@@ -15,14 +15,13 @@ the data stage is cached by (config, seed, source options).
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from aflab.config import TEACHER_SOURCES, AtKey, OrganismConfig, SourceRef
 from aflab.organisms.generator import generate
-from aflab.plugins import Registry
+from aflab.plugins import Registry, options_problem
 from aflab.records import Transcript
 from aflab.setting.requests import Request
 
@@ -62,7 +61,6 @@ def check_ref(ref: SourceRef) -> None:
     cls = SOURCES.find(str(ref))
     if cls is None:
         raise ValueError(f"unknown organism source {str(ref)!r}; known: {', '.join(source_names())}")
-    try:
-        inspect.signature(cls).bind(**ref.options)
-    except TypeError as e:
-        raise AtKey("options", f"organism source {str(ref)!r} does not take these options ({e})") from None
+    if problem := options_problem(cls, ref.options):
+        key, msg = problem
+        raise AtKey(key, f"organism source {str(ref)!r}: {msg}")

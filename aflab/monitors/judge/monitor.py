@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -52,6 +51,7 @@ from aflab.monitors.judge.prompt import (
     render_compliance,
     render_messages,
 )
+from aflab.plugins import options_problem
 
 log = logging.getLogger("aflab.judge")
 T = TypeVar("T")
@@ -72,10 +72,9 @@ def check_backend(backend: str, options: dict[str, Any]) -> None:
         cls = backend_class(backend)
     except UserError as e:
         raise AtKey("options.backend", str(e).removeprefix("judge: ")) from None
-    try:
-        inspect.signature(cls).bind("model", **options)
-    except TypeError as e:
-        raise AtKey("options", f"the {backend} judge backend does not take options {sorted(options)} ({e})") from None
+    if problem := options_problem(cls, {"model": "", **options}):
+        key, msg = problem
+        raise AtKey(key, f"the {backend} judge backend: {msg}")
 
 
 HOW_TO_CONFIGURE = (
@@ -91,10 +90,9 @@ def make_backend(kind: str | None, model: str | None, options: dict[str, Any]) -
     if not kind:
         raise UserError(HOW_TO_CONFIGURE)
     cls = backend_class(kind)
-    try:
-        inspect.signature(cls).bind(model or "", **options)
-    except TypeError as e:
-        raise UserError(f"judge: the {kind} backend does not take options {sorted(options)} ({e})") from None
+    if problem := options_problem(cls, {"model": "", **options}):
+        key, msg = problem
+        raise UserError(f"judge: the {kind} backend: {key}: {msg}")
     return cls(model or env("AFLAB_JUDGE_MODEL") or "", **options)
 
 
