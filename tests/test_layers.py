@@ -65,3 +65,20 @@ def test_imports_only_go_down():
         if RANK[dst] > RANK[src]:
             upward.append(f"{file}:{line}: {src} imports {target} ({dst} is above it)")
     assert not upward, "\n".join(upward)
+
+
+MAX_LINES = 60
+
+
+def test_long_functions_say_why_they_are_long():
+    """Short functions are the rule (the issue that introduced the layers asked for about 60 lines at
+    most); a longer one says in its docstring why it is long, so that length is a choice, not drift."""
+    silent = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                doc = (ast.get_docstring(node) or "").lower()
+                if lines > MAX_LINES and "long" not in doc and "length" not in doc:
+                    silent.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {node.name} ({lines} lines)")
+    assert not silent, "split these, or say in the docstring why they are long:\n" + "\n".join(silent)

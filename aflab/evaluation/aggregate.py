@@ -68,8 +68,8 @@ NULL_KEYS = {
 
 def aggregate(cfg: RunConfig, results: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
     """Mean and 95% interval over seeds per (organism, mitigation), paired differences against
-    the reference arm (the first) on the same seeds, verdicts, and mean training curves. A third of
-    it is the returned dict: summary.json's `sweep` section, key by key (docs/SUMMARY.md)."""
+    the reference arm (the first) on the same seeds, verdicts, and mean training curves. Long because
+    a third of it is the returned dict: summary.json's `sweep` section, key by key (docs/SUMMARY.md)."""
     assert cfg.sweep is not None
     baseline = base["rows"]
     reference = cfg.sweep.mitigations[0].name
