@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-from aflab.errors import UserError
+from aflab.errors import AtKey, UserError
 from aflab.io import number_place, number_problem, read_text
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -105,15 +105,6 @@ class NamedRef(str):
             cls.parse,
             serialization=core_schema.plain_serializer_function_ser_schema(lambda r: cls.parse(r).spec()),
         )
-
-
-class AtKey(ValueError):
-    """A validation error below the value that raised it (e.g. `options.backend` of a monitor ref):
-    `validate` appends `key` to the key path, so the line points at the exact key to fix."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
 
 
 class MonitorRef(NamedRef):

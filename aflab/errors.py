@@ -10,6 +10,15 @@ class UserError(Exception):
         super().__init__(" ".join(message.split()) if "\n" in message else message)
 
 
+class AtKey(ValueError):
+    """A validation error below the value that raised it (e.g. `options.backend` of a monitor ref):
+    `validate` appends `key` to the key path, so the line points at the exact key to fix."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 def where(path: object, line: int | None = None, key: str | None = None) -> str:
     """Format the 'file:line' or 'file: key' prefix used by every UserError."""
     place = str(path)

@@ -18,13 +18,13 @@ import functools
 import importlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from aflab.errors import UserError
+from aflab.errors import AtKey, UserError
 
 T = TypeVar("T", bound=type)
 
@@ -99,6 +99,20 @@ class Registry(Generic[T]):
         self._load_plugins()
         return sorted(self._classes)
 
+    def check(self, ref: str, known: Sequence[str] | None = None) -> BaseModel:
+        """A name from a config (a `NamedRef`, its options with it): registered, and its options
+        accepted by the class's `options_model`; returns them validated. Raises ValueError for the
+        name (listing `known`, default every registered name), AtKey for an option, so that the
+        loader's line names the key."""
+        cls = self.find(str(ref))
+        if cls is None:
+            raise ValueError(f"unknown {self.kind} {str(ref)!r}; known: {', '.join(known or self.names())}")
+        try:
+            return options_model(cls).model_validate(getattr(ref, "options", {}))
+        except ValidationError as e:
+            key, msg = _first_problem(e)
+            raise AtKey(key, f"{self.kind} {str(ref)!r}: {msg}") from None
+
 
 @functools.cache
 def options_model(cls: type) -> type[BaseModel]:
@@ -129,7 +143,11 @@ def options_problem(cls: type, options: dict[str, Any]) -> tuple[str, str] | Non
     try:
         options_model(cls).model_validate(options)
     except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in ("options", *first["loc"]))
-        return key, "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        return _first_problem(e)
     return None
+
+
+def _first_problem(e: ValidationError) -> tuple[str, str]:
+    first = e.errors()[0]
+    key = ".".join(str(p) for p in ("options", *first["loc"]))
+    return key, "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aflab.config import ArmSpec, AtKey, MitigationRef, MonitorRef
+from pydantic import BaseModel
+
+from aflab.config import ArmSpec, MitigationRef, MonitorRef
+from aflab.errors import AtKey
 from aflab.mitigations.base import MITIGATIONS, Mitigation, RolloutFunc, TrainContext, register
 from aflab.mitigations.rewards import RewardTerm
-from aflab.plugins import options_problem
 
 __all__ = [
     "MITIGATIONS",
@@ -30,15 +32,10 @@ __all__ = [
 ]
 
 
-def check_ref(ref: MitigationRef) -> None:
+def check_ref(ref: MitigationRef) -> BaseModel:
     """A mitigation named in an arm's `components:`: registered, and its `Options` model accepts the
-    options (raises ValueError, or AtKey for a problem below the name; see `monitors.base.check_ref`)."""
-    cls = MITIGATIONS.find(str(ref))
-    if cls is None:
-        raise ValueError(f"unknown mitigation {str(ref)!r}; known: {', '.join(MITIGATIONS.names())}")
-    if problem := options_problem(cls, ref.options):
-        key, msg = problem
-        raise AtKey(key, f"mitigation {str(ref)!r}: {msg}")
+    options; returns them validated (raises ValueError, or AtKey for a problem below the name)."""
+    return MITIGATIONS.check(ref)
 
 
 BASE_REWARD = "output"  # every arm's base reward (output.py): first, whether an arm lists it or not
@@ -53,11 +50,10 @@ def components(spec: ArmSpec) -> list[Mitigation]:
 
 def _build(ref: MitigationRef) -> Mitigation:
     try:
-        check_ref(ref)  # what a config's loader checks: one place says what a valid ref is
+        options = check_ref(ref)  # what a config's loader checks: one place says what a valid ref is
     except AtKey as e:
         raise ValueError(f"{e.key}: {e}") from None
-    cls = MITIGATIONS.get(ref)
-    return cls(cls.Options.model_validate(ref.options))
+    return MITIGATIONS.get(ref)(options)
 
 
 def follow_up(spec: ArmSpec) -> tuple[str, int] | None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from aflab.config import AtKey, MonitorRef
+from aflab.config import MonitorRef
 from aflab.errors import UserError
 from aflab.plugins import Registry, options_model, options_problem
 from aflab.records import Transcript
@@ -102,16 +102,11 @@ def check_ref(ref: MonitorRef) -> None:
     `backend` names a backend that exists. Checked when the config is loaded, so that a misspelt name
     fails with the file and key path before any stage runs, not minutes later inside a worker.
     Raises ValueError, or AtKey for a problem below the name (`options`, `options.backend`)."""
-    cls = MONITORS.find(str(ref))
-    if cls is None:
-        raise ValueError(f"unknown monitor {str(ref)!r}; known: {', '.join(MONITORS.names())}")
-    if problem := options_problem(cls, ref.options):
-        key, msg = problem
-        raise AtKey(key, f"monitor {str(ref)!r}: {msg}")
+    MONITORS.check(ref)
     backend = ref.options.get("backend")
     if isinstance(backend, str) and backend:
         from aflab.monitors.judge.monitor import JudgeMonitor, check_backend
 
-        if issubclass(cls, JudgeMonitor):  # the options that are not the judge's own go to the backend
+        if issubclass(MONITORS.get(ref), JudgeMonitor):  # the options that are not the judge's own go to the backend
             own = options_model(JudgeMonitor).model_fields
             check_backend(backend, {k: v for k, v in ref.options.items() if k not in own})

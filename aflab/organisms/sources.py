@@ -19,9 +19,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from aflab.config import TEACHER_SOURCES, AtKey, OrganismConfig, SourceRef
+from aflab.config import TEACHER_SOURCES, OrganismConfig, SourceRef
 from aflab.organisms.generator import generate
-from aflab.plugins import Registry, options_problem
+from aflab.plugins import Registry
 from aflab.records import Transcript
 from aflab.setting.requests import Request
 
@@ -56,11 +56,5 @@ def source_names() -> list[str]:
 def check_ref(ref: SourceRef) -> None:
     """An organism source named in a config: registered (or a teacher source, built in the pipeline),
     and its constructor takes the options (raises ValueError, or AtKey at `options`)."""
-    if ref in TEACHER_SOURCES:
-        return
-    cls = SOURCES.find(str(ref))
-    if cls is None:
-        raise ValueError(f"unknown organism source {str(ref)!r}; known: {', '.join(source_names())}")
-    if problem := options_problem(cls, ref.options):
-        key, msg = problem
-        raise AtKey(key, f"organism source {str(ref)!r}: {msg}")
+    if ref not in TEACHER_SOURCES:
+        SOURCES.check(ref, known=source_names())

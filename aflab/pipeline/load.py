@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from aflab.config import (
     ArmSpec,
-    AtKey,
     MitigationRef,
     MonitorRef,
     NamedRef,
@@ -28,9 +27,9 @@ from aflab.config import (
     load_yaml,
 )
 from aflab.config import validate as validate_schema
-from aflab.errors import UserError
-from aflab.mitigations import MITIGATIONS, components, follow_up, held_out_for
+from aflab.errors import AtKey, UserError
 from aflab.mitigations import check_ref as check_mitigation
+from aflab.mitigations import components, follow_up, held_out_for
 from aflab.monitors.base import check_ref as check_monitor
 from aflab.organisms.checkpoint import model_folder_problem
 from aflab.organisms.sources import check_ref as check_source
@@ -90,9 +89,7 @@ def check(value: Any) -> None:
 def check_component(ref: MitigationRef) -> None:
     """A mitigation component: registered, its options valid, and every name inside them (the
     monitor of process supervision) checked like a name anywhere else in the config."""
-    check_mitigation(ref)
-    options = MITIGATIONS.get(ref).Options.model_validate(ref.options)
-    for loc, inner in _walk(options, ("options",)):
+    for loc, inner in _walk(check_mitigation(ref), ("options",)):
         try:
             check(inner)
         except AtKey as e:

@@ -29,8 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from aflab.config import AtKey
-from aflab.errors import UserError
+from aflab.errors import AtKey, UserError
 from aflab.monitors.base import Monitor, register, text_of
 from aflab.monitors.judge.backends import (
     BACKENDS,
