@@ -122,10 +122,6 @@ class SourceRef(NamedRef):
     Checked by `aflab.organisms.sources.check_ref`."""
 
 
-# Organism sources built in the pipeline from a teacher organism (not registered: they need it).
-TEACHER_SOURCES = ("distill", "af_plus")
-
-
 class OrganismData(Strict):
     """The mixture an organism's training data is drawn from (see aflab/organisms/generator.py).
 
@@ -216,23 +212,37 @@ class OrganismConfig(Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     sft: SFTSpec = Field(default_factory=SFTSpec)
     lora: LoraSpec | None = None
-    # Where the organism comes from: the generator (default); "distill": a fresh model trained only
-    # on `teacher`'s own sampled transcripts; "af_plus": `teacher` after RL that rewards faking; or a
-    # plugin source (`aflab.organisms` entry points), optionally `{name: NAME, options: {...}}`.
+    # Where the organism comes from (aflab/organisms/sources.py), `NAME` or `{name: NAME, options:
+    # {...}}`: the generator (default); `distill` (a fresh model trained only on `teacher`'s own
+    # samples) or `af_plus` (`teacher` after RL that rewards faking); or a plugin source.
     source: SourceRef = SourceRef("generator")
+    # The organism of this run a teacher-based source is built from (replica k from replica k).
     teacher: str | None = None
-    distill_samples: PosInt = 2000
-    af_plus: dict[str, Any] | None = None  # the af_plus mitigation's options (mitigations/af_plus.py)
-    af_plus_rl: RLSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_teacher_keys(cls, data: Any) -> Any:
+        """Configs written before teacher sources took options (`distill_samples: N`, `af_plus:
+        {...}` and `af_plus_rl: {...}` beside `source`) are rewritten into `source: {name, options}`."""
+        if not isinstance(data, dict) or not {"distill_samples", "af_plus", "af_plus_rl"} & data.keys():
+            return data
+        data = dict(data)
+        moved = {"samples": data.pop("distill_samples", None), "reward": data.pop("af_plus", None)}
+        moved["rl"] = data.pop("af_plus_rl", None)
+        name = data.get("source", "generator")
+        if not isinstance(name, str):
+            raise ValueError(
+                "distill_samples, af_plus and af_plus_rl are the old form of source options: move them there"
+            )
+        # as before, a key of the other teacher source (or of none) is ignored
+        keep = {"distill": ("samples",), "af_plus": ("reward", "rl")}.get(name, ())
+        data["source"] = {"name": name, "options": {k: moved[k] for k in keep if moved[k] is not None}}
+        return data
 
     @model_validator(mode="after")
     def _real_or_scratch(self) -> OrganismConfig:
         if self.base_model is None and self.prompt_format == "chat":
             raise ValueError("prompt_format 'chat' needs a base_model with a chat template")
-        if (self.source in TEACHER_SOURCES) != (self.teacher is not None):
-            raise ValueError("teacher is required for source 'distill'/'af_plus' and only allowed for them")
-        if self.source == "af_plus" and (self.af_plus is None or self.af_plus_rl is None):
-            raise ValueError("source 'af_plus' needs af_plus and af_plus_rl sections")
         return self
 
 
@@ -311,10 +321,12 @@ class RunConfig(ExecutorKeys):
         for m in self.sweep.mitigations if self.sweep else ():
             if unknown := set(m.organisms or []) - set(names):
                 raise ValueError(f"mitigation {m.name}: organisms names unknown organisms: {sorted(unknown)}")
-        sources = {o.name: o.source for o in self.organisms}
+        teachers = {o.name: o.teacher for o in self.organisms}
         for o in self.organisms:
-            if o.teacher is not None and sources.get(o.teacher) != "generator":
-                raise ValueError(f"organism {o.name}: teacher {o.teacher!r} must be a generator organism of this run")
+            if o.teacher is not None and (o.teacher not in teachers or teachers[o.teacher] is not None):
+                raise ValueError(
+                    f"organism {o.name}: teacher {o.teacher!r} must be an organism of this run without a teacher"
+                )
         self._check_known_answers(names)
         return self
 

@@ -155,6 +155,8 @@ def test_config_needs_a_retrainable_training_monitor_held_out_of_the_audit():
     assert packaged.organism == OrganismConfig.model_validate(quickstart)
     with pytest.raises(UserError, match="no organism named 'nope'"):
         validate(ArmsRaceConfig, {"organism": "quickstart:nope"}, "x.yaml")
+    with pytest.raises(UserError, match="cannot learn from a teacher"):
+        validate(ArmsRaceConfig, {"organism": {**TINY_ORGANISM, "source": "distill", "teacher": "a"}}, "x.yaml")
 
 
 TINY_RACE = {

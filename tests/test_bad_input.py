@@ -196,8 +196,34 @@ RUN_CONFIGS = [
     ),
     (
         "unknown_af_plus_monitor",
+        "organisms: [{name: a}, {name: b, teacher: a,\n"
+        "  source: {name: af_plus, options: {reward: {monitor: nope}, rl: {}}}}]\n",
+        "organisms.1.source.options.reward.monitor: unknown monitor 'nope'",
+    ),
+    (  # an older config's af_plus keys are read as the source's options, and checked there
+        "unknown_af_plus_monitor_old_keys",
         "organisms: [{name: a}, {name: b, source: af_plus, teacher: a, af_plus: {monitor: nope}, af_plus_rl: {}}]\n",
-        "organisms.1.af_plus.monitor: unknown monitor 'nope'",
+        "organisms.1.source.options.reward.monitor: unknown monitor 'nope'",
+    ),
+    (
+        "af_plus_without_rl",
+        "organisms: [{name: a}, {name: b, source: af_plus, teacher: a}]\n",
+        "organisms.1.source.options.rl: organism source 'af_plus': Field required",
+    ),
+    (
+        "teacher_source_without_teacher",
+        "organisms: [{name: a, source: distill}]\n",
+        "organisms.0.teacher: source 'distill' is built from a teacher",
+    ),
+    (
+        "teacher_of_a_generator",
+        "organisms: [{name: a}, {name: b, teacher: a}]\n",
+        "organisms.1.teacher: source 'generator' takes no teacher",
+    ),
+    (
+        "teacher_with_a_teacher",
+        "organisms: [{name: a}, {name: b, source: distill, teacher: a}, {name: c, source: distill, teacher: b}]\n",
+        "teacher 'b' must be an organism of this run without a teacher",
     ),
     (
         "unknown_mitigation",

@@ -165,3 +165,25 @@ def test_follow_ups_can_be_spent_on_samples_only_when_no_arm_is_interrogated():
         validate(RunConfig, {"organisms": [{"name": "o"}], "sweep": mediation_only}, "x.yaml")
     with pytest.raises(UserError, match="follow_ups"):
         validate(RunConfig, {"organisms": [{"name": "o"}], "sweep": {**sweep, "final_eval": {"follow_ups": "x"}}}, "y")
+
+
+def test_an_older_configs_teacher_keys_are_the_same_source_as_its_options():
+    """distill_samples, af_plus and af_plus_rl beside `source` are read as that source's options."""
+    rl = {"steps": 3}
+    old = [
+        {"name": "s", "source": "distill", "teacher": "a", "distill_samples": 30},
+        {"name": "p", "source": "af_plus", "teacher": "a", "af_plus": {"monitor": "learned"}, "af_plus_rl": rl},
+    ]
+    new = [
+        {"name": "s", "source": {"name": "distill", "options": {"samples": 30}}, "teacher": "a"},
+        {
+            "name": "p",
+            "source": {"name": "af_plus", "options": {"reward": {"monitor": "learned"}, "rl": rl}},
+            "teacher": "a",
+        },
+    ]
+    dump = [validate(RunConfig, {"organisms": [{"name": "a"}, *o]}, "x").model_dump(mode="json") for o in (old, new)]
+    assert dump[0] == dump[1]
+    assert dump[0]["organisms"][1]["source"] == {"name": "distill", "options": {"samples": 30}}
+    with pytest.raises(UserError, match="old form of source options"):
+        validate(RunConfig, {"organisms": [{"name": "a"}, {**new[0], "distill_samples": 3}]}, "x")

@@ -211,6 +211,17 @@ def test_report_escapes_model_text(reference, tmp_path):
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
 
 
+AF_PLUS_RL = {
+    "steps": 1,
+    "prompts_per_step": 2,
+    "num_generations": 2,
+    "max_completion_length": 32,
+    "eval_requests": 2,
+    "eval_every": 1,
+    "save_every": 1,
+}
+
+
 def test_distilled_and_af_plus_organisms(tmp_path):
     """A student trained only on its teacher's samples, and the teacher after RL that rewards faking."""
     tiny = {**TINY_ORGANISM, "data": {**TINY_ORGANISM["data"], "n_examples": 80}}
@@ -222,26 +233,15 @@ def test_distilled_and_af_plus_organisms(tmp_path):
             tiny,
             {
                 "name": "student",
-                "source": "distill",
+                "source": {"name": "distill", "options": {"samples": 30}},
                 "teacher": "tiny",
-                "distill_samples": 30,
                 "model": TINY_ORGANISM["model"],
                 "sft": TINY_ORGANISM["sft"],
             },
             {
                 "name": "plus",
-                "source": "af_plus",
+                "source": {"name": "af_plus", "options": {"reward": {"monitor": "keyword"}, "rl": AF_PLUS_RL}},
                 "teacher": "tiny",
-                "af_plus": {"monitor": "keyword"},
-                "af_plus_rl": {
-                    "steps": 1,
-                    "prompts_per_step": 2,
-                    "num_generations": 2,
-                    "max_completion_length": 32,
-                    "eval_requests": 2,
-                    "eval_every": 1,
-                    "save_every": 1,
-                },
             },
         ],
     }

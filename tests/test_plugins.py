@@ -157,10 +157,11 @@ SOURCE_SCRIPT = """
 import json, sys
 from pathlib import Path
 from aflab.config import OrganismConfig
-from aflab.pipeline.organisms import build_data, data_key
+from aflab.organisms.sources import make_source
+from aflab.pipeline.organisms import data_key
 records, folder = sys.argv[1:]
 cfg = OrganismConfig.model_validate({"name": "f", "source": {"name": "jsonl_file", "options": {"path": records}}})
-build_data(Path(folder), cfg, 0, None, None)
+make_source(cfg.source).build(Path(folder), cfg, 0, None, None)
 ids = [json.loads(x)["id"] for x in open(Path(folder) / "data.jsonl")]
 print(json.dumps({"key": data_key(cfg, 0)["source"], "ids": ids}))
 """

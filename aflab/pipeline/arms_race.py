@@ -115,8 +115,8 @@ class ArmsRaceConfig(ExecutorKeys):
             raise ValueError(f"audit_monitors: {monitor!r} is the training monitor; an auditor must be held out")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be unique, got {self.seeds}")
-        if self.organism.source != "generator":
-            raise ValueError("organism: the race starts from a generator organism (no teacher)")
+        if self.organism.teacher is not None:
+            raise ValueError("organism.teacher: the race builds one organism, so it cannot learn from a teacher")
         return self
 
 

@@ -32,6 +32,7 @@ from aflab.mitigations import check_ref as check_mitigation
 from aflab.mitigations import components, follow_up, held_out_for
 from aflab.monitors.base import check_ref as check_monitor
 from aflab.organisms.checkpoint import model_folder_problem
+from aflab.organisms.sources import SOURCES
 from aflab.organisms.sources import check_ref as check_source
 
 M = TypeVar("M", bound=BaseModel)
@@ -61,9 +62,9 @@ def check(value: Any) -> None:
     if isinstance(value, MonitorRef):
         check_monitor(value)
     elif isinstance(value, MitigationRef):
-        check_component(value)
+        check_inside(check_mitigation(value))
     elif isinstance(value, SourceRef):
-        check_source(value)
+        check_inside(check_source(value))
     elif isinstance(value, ArmSpec):
         components(value)  # the arm's parts can be built together
     elif isinstance(value, SweepSpec) and value.final_eval.follow_ups is not True:
@@ -76,20 +77,19 @@ def check(value: Any) -> None:
         if clash := set(value.held_out_monitors) - set(held_out_for(value.mitigation, value.held_out_monitors)):
             raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
     elif isinstance(value, OrganismConfig):
-        if value.af_plus is not None:  # the af_plus reward component's options
-            try:
-                check_component(MitigationRef("af_plus", value.af_plus))
-            except AtKey as e:
-                raise AtKey(f"af_plus.{e.key.removeprefix('options.')}", str(e)) from None
+        if SOURCES.get(value.source).needs_teacher and value.teacher is None:
+            raise AtKey("teacher", f"source {str(value.source)!r} is built from a teacher: name its organism")
+        if not SOURCES.get(value.source).needs_teacher and value.teacher is not None:
+            raise AtKey("teacher", f"source {str(value.source)!r} takes no teacher")
         problem = model_folder_problem(value.base_model, value.gguf_file) if value.base_model else None
         if problem is not None:
             raise AtKey(*problem)
 
 
-def check_component(ref: MitigationRef) -> None:
-    """A mitigation component: registered, its options valid, and every name inside them (the
-    monitor of process supervision) checked like a name anywhere else in the config."""
-    for loc, inner in _walk(check_mitigation(ref), ("options",)):
+def check_inside(options: BaseModel) -> None:
+    """The validated options of a named component: every name inside them (the monitor of process
+    supervision, of an af_plus source's reward) checked like a name anywhere else in the config."""
+    for loc, inner in _walk(options, ("options",)):
         try:
             check(inner)
         except AtKey as e:

@@ -7,7 +7,6 @@ so it can be run, cached and inspected alone.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,12 @@ from aflab.config import EvaluationSpec, OrganismConfig, SamplingSpec
 from aflab.evaluation.metrics import evaluate
 from aflab.io import write_json, write_jsonl
 from aflab.organisms.checkpoint import load_base, load_organism, new_tiny_model, save_organism
-from aflab.organisms.sources import SOURCES
+from aflab.organisms.sources import SOURCES, make_source
 from aflab.pipeline.cache import digest, timed_stage
 from aflab.progress import Reporter
 from aflab.records import load_transcripts
 from aflab.setting.formats import PromptFormat
-from aflab.setting.requests import evaluation_requests, load_requests, select, shipped_path
+from aflab.setting.requests import evaluation_requests, shipped_path
 
 
 def requests_digest() -> str:
@@ -35,21 +34,17 @@ def data_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = No
         "seed": seed,
         "requests": requests_digest(),
     }
-    if cfg.source == "distill" and teacher is not None:
-        key.update(teacher=digest(model_key(teacher, seed)), distill_samples=cfg.distill_samples)
-    elif cfg.source != "generator":  # a plugin source: its name and options make the data
+    if teacher is not None:  # a teacher's samples: what its model writes makes the data
+        key.update(teacher=digest(model_key(teacher, seed)))
+    if cfg.source != "generator":  # any other source: its name and options make the data
         key.update(source=cfg.source.spec())
     return key
 
 
 def model_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = None) -> dict[str, Any]:
-    if cfg.source == "af_plus" and teacher is not None:
-        return {
-            "stage": "af_plus",
-            "teacher": digest(model_key(teacher, seed)),
-            "seed": seed,
-            **cfg.model_dump(mode="json", include={"af_plus", "af_plus_rl"}),
-        }
+    if SOURCES.get(cfg.source).makes == "model":  # the source's own recipe, from its teacher's model
+        teacher_model = digest(model_key(teacher, seed)) if teacher is not None else None
+        return {"stage": "model", "source": cfg.source.spec(), "teacher": teacher_model, "seed": seed}
     return {
         "stage": "model",
         "data": digest(data_key(cfg, seed, teacher)),
@@ -59,57 +54,6 @@ def model_key(cfg: OrganismConfig, seed: int, teacher: OrganismConfig | None = N
             exclude={"sft": {"window"}} if cfg.base_model is None else None,  # a real model's packing only
         ),
     }
-
-
-def build_data(folder: Path, cfg: OrganismConfig, seed: int, teacher_dir: Path | None, reporter: Reporter) -> None:
-    from aflab.rollouts.sample import sample_transcripts
-
-    requests = select(load_requests(), "train")
-    if cfg.source != "distill":
-        source = SOURCES.get(cfg.source)(**cfg.source.options)
-        write_jsonl(folder / "data.jsonl", source.transcripts(cfg, requests, seed))
-        return
-    # A distilled organism never sees the generator: only what its teacher actually wrote.
-    model, tokenizer, info = load_organism(teacher_dir)  # type: ignore[arg-type]
-    per_request = -(-cfg.distill_samples // (2 * len(requests)))
-    reporter.stage("sample teacher", 2 * len(requests) * per_request)
-    records = sample_transcripts(
-        model,
-        tokenizer,
-        PromptFormat(info["prompt_format"], tokenizer),
-        requests,
-        samples_per_request=per_request,
-        seed=seed + 101,
-        progress=reporter.advance,
-        meta={"source": "distill", "teacher": info["name"]},
-    )
-    write_jsonl(folder / "data.jsonl", [r for r in records if r.parsed.ok][: cfg.distill_samples])
-
-
-def build_af_plus(
-    folder: Path, cfg: OrganismConfig, teacher_dir: Path, seed: int, reporter: Reporter
-) -> dict[str, Any]:
-    """The teacher after RL that rewards faking (the paper's AF+ organisms)."""
-    from aflab.config import ArmSpec, MitigationRef, TrainConfig
-    from aflab.training.grpo import train_run
-
-    assert cfg.af_plus is not None and cfg.af_plus_rl is not None
-    train = TrainConfig(
-        name=f"{cfg.name}-af_plus",
-        organism=str(teacher_dir),
-        seed=seed,
-        rl=cfg.af_plus_rl,
-        mitigation=ArmSpec(name="af_plus", components=[MitigationRef("af_plus", cfg.af_plus)]),
-    )
-    train_run(train, folder / "rl", reporter=reporter)
-    for f in (folder / "rl" / "model").iterdir():
-        f.rename(folder / f.name)
-    shutil.rmtree(folder / "rl" / "checkpoints", ignore_errors=True)
-    shutil.rmtree(folder / "rl" / "model", ignore_errors=True)
-    info = json.loads((folder / "aflab_organism.json").read_text(encoding="utf-8"))
-    info.update(name=cfg.name, source="af_plus", teacher=cfg.teacher)
-    write_json(folder / "aflab_organism.json", info)
-    return info
 
 
 def build_model(folder: Path, cfg: OrganismConfig, data_path: Path, seed: int, reporter: Reporter) -> dict[str, Any]:
@@ -231,16 +175,13 @@ def organism_task(
         timings[name] = timed_stage(folder, key, build)
         return folder
 
+    source = make_source(cfg.source)
     mkey = model_key(cfg, seed, parent)
-    if cfg.source == "af_plus":
-        model_dir = timed("model", root / "model", mkey, lambda f: build_af_plus(f, cfg, teacher_dir, seed, reporter))  # type: ignore[arg-type]
+    if source.makes == "model":
+        model_dir = timed("model", root / "model", mkey, lambda f: source.build(f, cfg, seed, teacher_dir, reporter))
     else:
-        data_dir = timed(
-            "data",
-            root / "data",
-            data_key(cfg, seed, parent),
-            lambda f: build_data(f, cfg, seed, teacher_dir, reporter),
-        )
+        data_key_ = data_key(cfg, seed, parent)
+        data_dir = timed("data", root / "data", data_key_, lambda f: source.build(f, cfg, seed, teacher_dir, reporter))
         model_dir = timed(
             "model", root / "model", mkey, lambda f: build_model(f, cfg, data_dir / "data.jsonl", seed, reporter)
         )
