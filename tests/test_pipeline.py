@@ -17,6 +17,8 @@ import yaml
 from aflab.stats import REPLICA_T
 from tests.conftest import TINY_ORGANISM
 
+ROOT = Path(__file__).resolve().parent.parent
+
 CONFIG = {
     "name": "tiny",
     "seed": 0,
@@ -123,6 +125,7 @@ def test_writes_every_output_and_the_contract_fields(reference):
     assert sw["paired_vs_before"]["tiny"]["ps_keyword"]["gap"]["replicas"] == 2
     manifest = json.loads((reference / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["packages"]["torch"]
+    assert manifest["lock"]["path"] == "locks/cpu.txt" and len(manifest["git_commit"]) == 40  # run from the checkout
     timings = manifest["timings_s"]
     assert timings["sweep.runs"] == 12 and timings["sweep.run_s_sum"] >= timings["sweep.run_s_max"] > 0
     assert timings["monitors"] >= 0 and timings["tiny.model"] > 0
@@ -266,3 +269,25 @@ def test_distilled_and_af_plus_organisms(tmp_path):
     )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(summary["organisms"]) == {"tiny", "student", "plus"}
+
+
+PROVENANCE = "from aflab.pipeline.run import _git_commit, checkout, lock_record; r = checkout(); "
+PROVENANCE += "print(r, lock_record(r, 'cpu.txt'), _git_commit(r))"
+
+
+def test_an_installed_copy_claims_no_checkout_lock_or_commit(tmp_path):
+    """A copy of the package outside its repository (as pip installs it, in a virtualenv that may sit in
+    some other repository with lock files of its own) must not report that repository's lock or commit."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "aflab", site / "aflab", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "locks").mkdir()
+    (site / "locks" / "cpu.txt").write_text("torch==0.0.1\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "enclosing"], check=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-c", PROVENANCE], cwd=site, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "None", "None"]

@@ -26,7 +26,6 @@ from aflab.pipeline.sweep import baseline_audit, sweep_tasks, warm_monitors
 from aflab.reporting.report import write_report
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "scikit-learn", "numpy")
-LOCKS = Path(__file__).resolve().parents[2] / "locks"
 
 
 def run_all(
@@ -116,21 +115,34 @@ def manifest(cfg: RunConfig, config_path: Path | None, timings: dict[str, float]
         "config_path": str(config_path) if config_path else None,
         "config": cfg.model_dump(mode="json"),
         "seed": cfg.seed,
-        "git_commit": _git_commit(),
+        "git_commit": _git_commit(checkout()),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
-        "lock": lock_record(LOCKS / ("cuda.txt" if torch.version.cuda else "cpu.txt")),
+        "lock": lock_record(checkout(), "cuda.txt" if torch.version.cuda else "cpu.txt"),
         "timings_s": timings,
         "wall_s": wall,
     }
 
 
-def lock_record(lock: Path) -> dict[str, Any] | None:
+def checkout() -> Path | None:
+    """The source checkout aflab is imported from (an editable install, or the repository itself): the
+    folder above the package whose pyproject.toml names aflab. None for an installed copy, which has
+    no lock files and whose enclosing folders (a virtualenv inside some repository) say nothing
+    about the code that runs."""
+    root = Path(aflab.__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and re.search(r'^name = "aflab"$', pyproject.read_text(encoding="utf-8"), re.M):
+        return root
+    return None
+
+
+def lock_record(root: Path | None, name: str) -> dict[str, Any] | None:
     """The lock this install should match (locks/cpu.txt, or cuda.txt under a CUDA torch), its sha256,
     and every locked package whose installed version differs, so a manifest shows an unlocked run.
-    None when aflab is not run from a checkout (no locks/ folder)."""
-    if not lock.is_file():
+    None when aflab is not run from a checkout (no lock files ship with an installed copy)."""
+    lock = root / "locks" / name if root is not None else None
+    if lock is None or not lock.is_file():
         return None
     raw = lock.read_bytes()
     text = raw.decode()
@@ -154,11 +166,11 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def _git_commit() -> str | None:
+def _git_commit(root: Path | None) -> str | None:
+    if root is None:
+        return None
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=root)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
