@@ -82,3 +82,20 @@ def test_long_functions_say_why_they_are_long():
                 if lines > MAX_LINES and "long" not in doc and "length" not in doc:
                     silent.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {node.name} ({lines} lines)")
     assert not silent, "split these, or say in the docstring why they are long:\n" + "\n".join(silent)
+
+
+def test_registries_import_built_ins_only_from_their_own_layer_or_below():
+    """A registry imports its built-in modules by name on first use, which the import graph above does
+    not see: one from a higher layer would be an upward import in disguise. A built-in that needs a
+    higher layer (the teacher organism sources) registers through aflab's own entry points instead."""
+    from aflab.mitigations.base import MITIGATIONS
+    from aflab.monitors.base import MONITORS
+    from aflab.monitors.judge.backends import BACKENDS
+    from aflab.organisms.sources import SOURCES
+
+    upward = []
+    for registry in (MONITORS, MITIGATIONS, SOURCES, BACKENDS):
+        home = layer_of(registry.base.__module__)
+        upward += [m for m in registry._builtin_modules if RANK[layer_of(m)] > RANK[home]]
+    assert not upward
+    assert {"distill", "af_plus"} <= set(SOURCES.names())  # through pyproject.toml's entry points
