@@ -122,6 +122,14 @@ class SourceRef(NamedRef):
     Checked by `aflab.organisms.sources.check_ref`."""
 
 
+# An organism's keys from before teacher sources took options: old key -> (source, its option).
+LEGACY_SOURCE_KEYS = {
+    "distill_samples": ("distill", "samples"),
+    "af_plus": ("af_plus", "reward"),
+    "af_plus_rl": ("af_plus", "rl"),
+}
+
+
 class OrganismData(Strict):
     """The mixture an organism's training data is drawn from (see aflab/organisms/generator.py).
 
@@ -224,19 +232,20 @@ class OrganismConfig(Strict):
     def _legacy_teacher_keys(cls, data: Any) -> Any:
         """Configs written before teacher sources took options (`distill_samples: N`, `af_plus:
         {...}` and `af_plus_rl: {...}` beside `source`) are rewritten into `source: {name, options}`."""
-        if not isinstance(data, dict) or not {"distill_samples", "af_plus", "af_plus_rl"} & data.keys():
+        if not isinstance(data, dict) or not LEGACY_SOURCE_KEYS.keys() & data.keys():
             return data
         data = dict(data)
-        moved = {"samples": data.pop("distill_samples", None), "reward": data.pop("af_plus", None)}
-        moved["rl"] = data.pop("af_plus_rl", None)
         name = data.get("source", "generator")
         if not isinstance(name, str):
             raise ValueError(
                 "distill_samples, af_plus and af_plus_rl are the old form of source options: move them there"
             )
-        # as before, a key of the other teacher source (or of none) is ignored
-        keep = {"distill": ("samples",), "af_plus": ("reward", "rl")}.get(name, ())
-        data["source"] = {"name": name, "options": {k: moved[k] for k in keep if moved[k] is not None}}
+        options: dict[str, Any] = {}
+        for old, (source, option) in LEGACY_SOURCE_KEYS.items():
+            value = data.pop(old, None)
+            if value is not None and source == name:  # as before, another source's key is ignored
+                options[option] = value
+        data["source"] = {"name": name, "options": options}
         return data
 
     @model_validator(mode="after")

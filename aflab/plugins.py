@@ -18,7 +18,7 @@ import functools
 import importlib
 import inspect
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -99,14 +99,14 @@ class Registry(Generic[T]):
         self._load_plugins()
         return sorted(self._classes)
 
-    def check(self, ref: str, known: Sequence[str] | None = None) -> BaseModel:
+    def check(self, ref: str) -> BaseModel:
         """A name from a config (a `NamedRef`, its options with it): registered, and its options
         accepted by the class's `options_model`; returns them validated. Raises ValueError for the
-        name (listing `known`, default every registered name), AtKey for an option, so that the
-        loader's line names the key."""
+        name (listing every registered name), AtKey for an option, so that the loader's line names
+        the key."""
         cls = self.find(str(ref))
         if cls is None:
-            raise ValueError(f"unknown {self.kind} {str(ref)!r}; known: {', '.join(known or self.names())}")
+            raise ValueError(f"unknown {self.kind} {str(ref)!r}; known: {', '.join(self.names())}")
         try:
             return options_model(cls).model_validate(getattr(ref, "options", {}))
         except ValidationError as e:

@@ -77,10 +77,10 @@ def check(value: Any) -> None:
         if clash := set(value.held_out_monitors) - set(held_out_for(value.mitigation, value.held_out_monitors)):
             raise ValueError(f"held-out monitors must never be part of the reward: {sorted(clash)}")
     elif isinstance(value, OrganismConfig):
-        if SOURCES.get(value.source).needs_teacher and value.teacher is None:
-            raise AtKey("teacher", f"source {str(value.source)!r} is built from a teacher: name its organism")
-        if not SOURCES.get(value.source).needs_teacher and value.teacher is not None:
-            raise AtKey("teacher", f"source {str(value.source)!r} takes no teacher")
+        needs_teacher = SOURCES.get(value.source).needs_teacher
+        if needs_teacher != (value.teacher is not None):
+            rule = "is built from a teacher: name its organism" if needs_teacher else "takes no teacher"
+            raise AtKey("teacher", f"source {str(value.source)!r} {rule}")
         problem = model_folder_problem(value.base_model, value.gguf_file) if value.base_model else None
         if problem is not None:
             raise AtKey(*problem)

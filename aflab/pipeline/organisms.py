@@ -180,8 +180,12 @@ def organism_task(
     if source.makes == "model":
         model_dir = timed("model", root / "model", mkey, lambda f: source.build(f, cfg, seed, teacher_dir, reporter))
     else:
-        data_key_ = data_key(cfg, seed, parent)
-        data_dir = timed("data", root / "data", data_key_, lambda f: source.build(f, cfg, seed, teacher_dir, reporter))
+        data_dir = timed(
+            "data",
+            root / "data",
+            data_key(cfg, seed, parent),
+            lambda f: source.build(f, cfg, seed, teacher_dir, reporter),
+        )
         model_dir = timed(
             "model", root / "model", mkey, lambda f: build_model(f, cfg, data_dir / "data.jsonl", seed, reporter)
         )

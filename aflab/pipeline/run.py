@@ -89,8 +89,8 @@ def _run_all(cfg: RunConfig, run_dir: Path, config_path: Path | None, executor: 
 
 
 def organism_tasks(cfg: RunConfig, run_dir: Path) -> list[Task]:
-    """One task per organism replica (data, SFT, baseline): the biggest first, a distilled organism
-    after its teacher's replica."""
+    """One task per organism replica (data, SFT, baseline): the biggest first, an organism built from
+    a teacher after that teacher's replica."""
     by_name = {o.name: o for o in cfg.organisms}
     return [
         Task(
@@ -110,16 +110,17 @@ def organism_tasks(cfg: RunConfig, run_dir: Path) -> list[Task]:
 def manifest(cfg: RunConfig, config_path: Path | None, timings: dict[str, float], wall: float) -> dict[str, Any]:
     import torch
 
+    root = checkout()
     return {
         "aflab": aflab.__version__,
         "config_path": str(config_path) if config_path else None,
         "config": cfg.model_dump(mode="json"),
         "seed": cfg.seed,
-        "git_commit": _git_commit(checkout()),
+        "git_commit": _git_commit(root),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
-        "lock": lock_record(checkout(), "cuda.txt" if torch.version.cuda else "cpu.txt"),
+        "lock": lock_record(root, "cuda.txt" if torch.version.cuda else "cpu.txt"),
         "timings_s": timings,
         "wall_s": wall,
     }

@@ -64,7 +64,7 @@ class AfPlusSource(OrganismSource):
     makes = "model"
 
     def __init__(self, rl: RLSpec, reward: MonitorRewardOptions | None = None):
-        self.rl, self.reward = RLSpec.model_validate(rl), MonitorRewardOptions.model_validate(reward or {})
+        self.rl, self.reward = rl, reward or MonitorRewardOptions()  # validated by make_source
 
     def build(
         self, folder: Path, cfg: OrganismConfig, seed: int, teacher: Path | None, reporter: Reporter
